@@ -1,0 +1,60 @@
+"""Fixtures shared by every tier. Integration and e2e tests get one real control plane per
+session (or the cluster named by MITIGATOR_TEST_KUBECONFIG) and a fresh namespace per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from localkube.processes import wait_until
+from localkube.testing import (
+    TEST_NAMESPACE_LABEL,
+    ClusterAccess,
+    cluster_for_tests,
+    new_namespace_name,
+)
+
+_LOGS: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[ClusterAccess]:
+    with cluster_for_tests() as access:
+        if access.logs_dir:
+            _LOGS.append(str(access.logs_dir))
+        yield access
+
+
+@pytest.fixture(scope="session")
+def api_client(cluster: ClusterAccess) -> client.ApiClient:
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(api_client)
+    name = new_namespace_name()
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
+    )
+    # Pods are refused until the namespace's default ServiceAccount exists.
+    wait_until(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
+    yield name
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    for folder in _LOGS:
+        terminalreporter.write_line(f"localkube: control-plane logs in {folder}")

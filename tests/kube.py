@@ -1,0 +1,67 @@
+"""Small waiting helpers over the real API, shared by integration and e2e tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client
+
+from localkube.processes import wait_until
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def deployment_manifest(
+    name: str, *, image: str = PAUSE_IMAGE, replicas: int = 2, labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    selector = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": {**selector, **(labels or {})}},
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 10,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": selector},
+                "spec": {
+                    "containers": [{"name": "app", "image": image}],
+                    # kwok's fake nodes carry no taint; a real cluster (kind) runs pause.
+                    "terminationGracePeriodSeconds": 0,
+                },
+            },
+        },
+    }
+
+
+def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
+    """The same test `kubectl rollout status` applies."""
+    dep = apps.read_namespaced_deployment(name, namespace)
+    status, spec = dep.status, dep.spec
+    return bool(
+        status.observed_generation is not None
+        and status.observed_generation >= dep.metadata.generation
+        and (status.updated_replicas or 0) == spec.replicas
+        and (status.replicas or 0) == spec.replicas
+        and (status.available_replicas or 0) == spec.replicas
+    )
+
+
+def wait_rollout(apps: client.AppsV1Api, namespace: str, name: str, *, timeout: float = 60) -> None:
+    wait_until(
+        lambda: rollout_complete(apps, namespace, name),
+        timeout=timeout,
+        what=f"rollout of {namespace}/{name}",
+    )
+
+
+def replica_sets_by_revision(
+    apps: client.AppsV1Api, namespace: str, name: str
+) -> dict[str, client.V1ReplicaSet]:
+    owned = [
+        rs
+        for rs in apps.list_namespaced_replica_set(namespace).items
+        if any(ref.kind == "Deployment" and ref.name == name for ref in rs.metadata.owner_references or [])
+    ]
+    return {rs.metadata.annotations["deployment.kubernetes.io/revision"]: rs for rs in owned}
