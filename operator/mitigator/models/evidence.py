@@ -1,0 +1,50 @@
+"""Measurements as the measuring layers hand them to the domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SampleStatus = Literal["ok", "no_data", "unreachable", "error"]
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """One measured number, or why there is none. Only ``ok`` carries a value."""
+
+    status: SampleStatus
+    value: float | None = None
+    detail: str = ""
+
+    @classmethod
+    def ok(cls, value: float) -> MetricSample:
+        return cls("ok", value)
+
+    @classmethod
+    def no_data(cls, detail: str) -> MetricSample:
+        return cls("no_data", None, detail)
+
+    @classmethod
+    def unreachable(cls, detail: str) -> MetricSample:
+        return cls("unreachable", None, detail)
+
+    @classmethod
+    def error(cls, detail: str) -> MetricSample:
+        return cls("error", None, detail)
+
+    @property
+    def known(self) -> bool:
+        return self.status == "ok" and self.value is not None
+
+
+@dataclass(frozen=True)
+class PodHealth:
+    """The target's pods as the API shows them."""
+
+    desired: int
+    ready: int
+    crash_looping: int = 0
+    oom_killed: int = 0
+    restarts: int = 0
+    # Not every replica of the current template is updated and available yet.
+    rollout_in_progress: bool = False

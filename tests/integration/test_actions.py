@@ -1,0 +1,179 @@
+"""Each action against a real Deployment: the object changes exactly as recorded, once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from kubernetes import client
+
+from mitigator.actions.executor import ActionExecutor
+from mitigator.actions.marker import ACTIONS_ANNOTATION
+from mitigator.k8s import KubeClient
+from tests.kube import deployment_manifest, wait_rollout
+
+pytestmark = pytest.mark.cluster
+
+GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9-bad"
+
+
+@pytest.fixture
+def executor(api_client: client.ApiClient) -> ActionExecutor:
+    return ActionExecutor(KubeClient(api_client))
+
+
+def _apply(executor: ActionExecutor, namespace: str, action_type: str, params: dict, **kw: object):
+    return executor.apply(
+        namespace=namespace,
+        target="svc",
+        action_type=action_type,
+        params=params,
+        incident_uid=str(kw.get("uid", "uid-1")),
+        action_id=str(kw.get("action_id", f"0-{action_type}")),
+        max_replicas=int(kw.get("max_replicas", 10)),  # type: ignore[call-overload]
+        now=datetime.now(UTC),
+    )
+
+
+def _deploy_bad_release(apps: client.AppsV1Api, namespace: str) -> None:
+    apps.create_namespaced_deployment(namespace, deployment_manifest("svc", image=GOOD, replicas=2))
+    wait_rollout(apps, namespace, "svc")
+    apps.patch_namespaced_deployment(
+        "svc",
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD, "env": [{"name": "V", "value": "2"}]}]}}}},
+    )
+    wait_rollout(apps, namespace, "svc")
+
+
+def test_rollback_restores_the_previous_template_exactly_once(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    _deploy_bad_release(apps, namespace)
+
+    outcome = _apply(executor, namespace, "rollback", {})
+    assert outcome.state == "Applied", outcome.message
+    assert outcome.before == {"revision": 2, "images": {"app": BAD}}
+    assert outcome.after == {"rolledBackToRevision": 1, "images": {"app": GOOD}}
+    wait_rollout(apps, namespace, "svc")
+    dep = apps.read_namespaced_deployment("svc", namespace)
+    container = dep.spec.template.spec.containers[0]
+    assert container.image == GOOD
+    assert not container.env, "the whole template is restored, not just the image"
+    assert "pod-template-hash" not in dep.spec.template.metadata.labels
+    # Like `kubectl rollout undo`, revision 1's ReplicaSet is reused and becomes revision 3.
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+    assert ACTIONS_ANNOTATION in dep.metadata.annotations
+
+    again = _apply(executor, namespace, "rollback", {})
+    assert again.state == "Applied" and again.recovered
+    assert again.before == outcome.before
+    dep = apps.read_namespaced_deployment("svc", namespace)
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
+
+
+def test_rollback_to_a_given_revision_and_refusals(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    _deploy_bad_release(apps, namespace)
+    missing = _apply(executor, namespace, "rollback", {"toRevision": 7})
+    assert missing.state == "Skipped" and "revision 7" in missing.message
+
+    apps.patch_namespaced_deployment("svc", namespace, {"spec": {"paused": True}})
+    paused = _apply(executor, namespace, "rollback", {"toRevision": 1}, action_id="1-rollback")
+    assert paused.state == "Skipped" and "paused" in paused.message
+    assert apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].image == BAD
+
+
+def test_scale_is_capped_and_reverted(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("svc", replicas=2))
+    wait_rollout(apps, namespace, "svc")
+    outcome = _apply(executor, namespace, "scale", {"increment": 10}, max_replicas=5)
+    assert outcome.state == "Applied"
+    assert outcome.before == {"replicas": 2}
+    assert outcome.after == {"replicas": 5, "requested": 12, "capped": True}
+    wait_rollout(apps, namespace, "svc")
+    assert apps.read_namespaced_deployment("svc", namespace).status.ready_replicas == 5
+
+    reverted = executor.revert(
+        namespace=namespace, target="svc", action_type="scale", before=outcome.before,
+        incident_uid="uid-1", action_id="0-scale", now=datetime.now(UTC),
+    )
+    assert reverted.state == "Applied", reverted.message
+    wait_rollout(apps, namespace, "svc")
+    assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 2
+
+
+def test_set_env_records_previous_values_and_reverts(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    manifest = deployment_manifest("svc", replicas=1)
+    manifest["spec"]["template"]["spec"]["containers"][0]["env"] = [
+        {"name": "LLM_MODEL", "value": "glm-4.5"}
+    ]
+    apps.create_namespaced_deployment(namespace, manifest)
+    wait_rollout(apps, namespace, "svc")
+    outcome = _apply(
+        executor, namespace, "setEnv", {"env": {"DISABLE_WEB_SEARCH": "true", "LLM_MODEL": "glm-3.5-turbo"}}
+    )
+    assert outcome.state == "Applied"
+    assert outcome.before == {"container": "app", "env": {"DISABLE_WEB_SEARCH": None, "LLM_MODEL": "glm-4.5"}}
+    env = {e.name: e.value for e in apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].env}
+    assert env == {"LLM_MODEL": "glm-3.5-turbo", "DISABLE_WEB_SEARCH": "true"}
+
+    reverted = executor.revert(
+        namespace=namespace, target="svc", action_type="setEnv", before=outcome.before,
+        incident_uid="uid-1", action_id="0-setEnv", now=datetime.now(UTC),
+    )
+    assert reverted.state == "Applied", reverted.message
+    env = {e.name: e.value for e in apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].env}
+    assert env == {"LLM_MODEL": "glm-4.5"}
+
+
+def test_restart_stamps_the_template_and_rolls(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("svc", replicas=2))
+    wait_rollout(apps, namespace, "svc")
+    outcome = _apply(executor, namespace, "restart", {})
+    assert outcome.state == "Applied"
+    assert outcome.before == {"restartedAt": None}
+    wait_rollout(apps, namespace, "svc")
+    dep = apps.read_namespaced_deployment("svc", namespace)
+    assert dep.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] == outcome.after["restartedAt"]
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
+
+
+def test_maintenance_switches_the_service_and_reverts(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps, core = client.AppsV1Api(api_client), client.CoreV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("svc", replicas=3))
+    core.create_namespaced_service(
+        namespace,
+        {"metadata": {"name": "svc"}, "spec": {"selector": {"app": "svc"}, "ports": [{"port": 80}]}},
+    )
+    wait_rollout(apps, namespace, "svc")
+    outcome = _apply(
+        executor, namespace, "maintenance", {"service": "svc", "backendSelector": {"app": "maintenance"}}
+    )
+    assert outcome.state == "Applied", outcome.message
+    assert outcome.before == {"service": "svc", "selector": {"app": "svc"}, "replicas": 3}
+    assert core.read_namespaced_service("svc", namespace).spec.selector == {"app": "maintenance"}
+    assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 0
+
+    reverted = executor.revert(
+        namespace=namespace, target="svc", action_type="maintenance", before=outcome.before,
+        incident_uid="uid-1", action_id="0-maintenance", now=datetime.now(UTC),
+    )
+    assert reverted.state == "Applied", reverted.message
+    assert core.read_namespaced_service("svc", namespace).spec.selector == {"app": "svc"}
+    wait_rollout(apps, namespace, "svc")
+    assert apps.read_namespaced_deployment("svc", namespace).status.ready_replicas == 3
