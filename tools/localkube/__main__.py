@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from localkube.build import BuildError, cache_root, ensure_built
-from localkube.cluster import LocalCluster, stop_from_state
+from localkube.cluster import LocalCluster, remove_workdir, stop_from_state
 
 
 def _cluster_dir() -> Path:
@@ -39,6 +39,8 @@ def _up(args: argparse.Namespace) -> int:
     workdir = _cluster_dir()
     if (workdir / "state.json").exists():
         stop_from_state(workdir)
+    # A fresh cluster every time: etcd data from an earlier run would hold stale objects.
+    remove_workdir(workdir)
     cluster = LocalCluster(workdir=workdir, nodes=args.nodes)
     started = time.monotonic()
     cluster.start()

@@ -242,10 +242,10 @@ def build_revert(
                 restored.append(item)
             elif previous[item["name"]] is not None:
                 restored.append({**item, "value": previous[item["name"]]})
-        current = {k: v.get("value") for k, v in ((i["name"], i) for i in spec.get("env") or [])}
+        current_values = {item["name"]: item.get("value") for item in spec.get("env") or []}
         return Change(
             deployment_ops=_env_ops(index, restored),
-            before={"container": spec["name"], "env": {k: current.get(k) for k in previous}},
+            before={"container": spec["name"], "env": {k: current_values.get(k) for k in previous}},
             after={"container": spec["name"], "env": dict(previous)},
             message=f"restored env {dict(previous)} on {name}/{spec['name']} (None = unset)",
         )

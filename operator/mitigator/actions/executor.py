@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from mitigator.actions import builders, marker
 from mitigator.k8s import Conflict, KubeClient, NotFound

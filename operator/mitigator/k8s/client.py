@@ -8,11 +8,12 @@ camelCase shapes that `kubectl get -o json` prints.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 GROUP = "mitigator.luminamind.io"
 VERSION = "v1alpha1"
@@ -60,10 +61,11 @@ class KubeClient:
     def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
         """In-cluster service account if present, else the kubeconfig (KUBECONFIG)."""
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
             return cls()
         except config.ConfigException:
-            return cls(config.new_client_from_config(config_file=kubeconfig))
+            path = kubeconfig or os.environ.get("KUBECONFIG") or None
+            return cls(config.new_client_from_config(config_file=path))  # type: ignore[no-untyped-call]
 
     # ------------------------------------------------------------ deployments
 

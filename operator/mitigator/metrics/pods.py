@@ -1,4 +1,4 @@
-"""Pod health of a Deployment, read from the Deployment's status and its pods (pure)."""
+"""Pod health of a Deployment, read from its spec, its status and its pods (pure)."""
 
 from __future__ import annotations
 
@@ -22,21 +22,25 @@ def rollout_complete(deployment: JsonObject) -> bool:
 
 
 def pod_health(deployment: JsonObject, pods: list[JsonObject]) -> PodHealth:
-    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    """Counts per pod (a pod with two crash-looping containers is one crash-looping pod).
+    Terminating pods are left out: during a rollout they are on their way out."""
     crash_looping = oom_killed = restarts = ready = 0
-    for pod in live:
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        conditions = (pod.get("status") or {}).get("conditions") or []
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+    for pod in pods:
+        if pod["metadata"].get("deletionTimestamp"):
+            continue
+        status = pod.get("status") or {}
+        containers = [*(status.get("containerStatuses") or []), *(status.get("initContainerStatuses") or [])]
+        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
             ready += 1
-        for container in statuses:
-            restarts += int(container.get("restartCount", 0))
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") == "CrashLoopBackOff":
-                crash_looping += 1
-            terminated = (container.get("lastState") or {}).get("terminated") or {}
-            if terminated.get("reason") == "OOMKilled":
-                oom_killed += 1
+        if any(((c.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff" for c in containers):
+            crash_looping += 1
+        if any(
+            ((c.get(key) or {}).get("terminated") or {}).get("reason") == "OOMKilled"
+            for c in containers
+            for key in ("state", "lastState")
+        ):
+            oom_killed += 1
+        restarts += sum(int(c.get("restartCount", 0)) for c in containers)
     return PodHealth(
         desired=int(deployment["spec"].get("replicas", 1)),
         ready=ready,

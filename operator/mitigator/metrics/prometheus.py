@@ -10,7 +10,8 @@ import math
 
 import requests
 from urllib3.util.retry import Retry
-from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
 
 from mitigator.models.evidence import MetricSample
 
@@ -30,7 +31,7 @@ class PrometheusProvider:
     def query(self, promql: str) -> MetricSample:
         try:
             result = self._client.custom_query(
-                query=promql, params={"timeout": f"{self.timeout_seconds}s"}
+                query=promql, params={"timeout": f"{int(self.timeout_seconds * 1000)}ms"}
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
             return MetricSample.unreachable(f"Prometheus at {self.url} unreachable: {exc.__class__.__name__}")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 SampleStatus = Literal["ok", "no_data", "unreachable", "error"]
@@ -46,5 +47,29 @@ class PodHealth:
     crash_looping: int = 0
     oom_killed: int = 0
     restarts: int = 0
-    # Not every replica of the current template is updated and available yet.
+    # Not every replica of the current template is updated and available yet (the test
+    # `kubectl rollout status` applies fails).
     rollout_in_progress: bool = False
+
+
+@dataclass(frozen=True)
+class AppliedRecord:
+    """An action mitigator recorded on the target (see mitigator.actions.marker)."""
+
+    key: str
+    action_type: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class TargetSnapshot:
+    """One read of the target, so a tick does not read the same objects several times."""
+
+    exists: bool
+    uid: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    pods: PodHealth | None = None
+    last_rollout_at: datetime | None = None
+    applied: tuple[AppliedRecord, ...] = ()
+    revision: int | None = None
+    images: dict[str, str] = field(default_factory=dict)

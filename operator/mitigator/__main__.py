@@ -1,0 +1,5 @@
+import sys
+
+from mitigator.cli import main
+
+sys.exit(main())

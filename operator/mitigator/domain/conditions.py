@@ -1,0 +1,50 @@
+"""Standard conditions (metav1.Condition semantics) on Incident and policy statuses."""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from mitigator.models import Condition, ConditionStatus
+
+MAX_MESSAGE_LENGTH = 32768
+
+
+def set_condition(
+    conditions: Sequence[Condition] | None,
+    *,
+    condition_type: str,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: datetime,
+    observed_generation: int | None = None,
+) -> tuple[Condition, ...]:
+    """The conditions with `condition_type` set, others untouched and in place.
+
+    lastTransitionTime changes only when the status does, as with every Kubernetes condition:
+    it says since when the condition has been what it is, not when it was last written.
+    """
+    existing = next(
+        (condition for condition in conditions or () if condition.type == condition_type), None
+    )
+    transitioned = existing is None or existing.status != status
+    updated = Condition(
+        type=condition_type,
+        status=status,
+        reason=reason,
+        message=message[:MAX_MESSAGE_LENGTH],
+        last_transition_time=now
+        if transitioned or existing is None
+        else existing.last_transition_time,
+        observed_generation=observed_generation,
+    )
+    if existing is None:
+        return (*(conditions or ()), updated)
+    return tuple(
+        updated if condition.type == condition_type else condition for condition in conditions or ()
+    )
+
+
+def find_condition(conditions: Sequence[Condition] | None, condition_type: str) -> Condition | None:
+    return next(
+        (condition for condition in conditions or () if condition.type == condition_type), None
+    )

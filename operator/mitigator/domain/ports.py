@@ -1,0 +1,41 @@
+"""What the domain needs from the outside world, as Protocols the I/O layers implement.
+
+The values crossing the boundary (MetricSample, PodHealth) live in mitigator.models.evidence,
+the bottom layer, so that the measuring layers below the domain can build them too.
+"""
+
+import math
+from typing import Protocol
+
+from mitigator.models.evidence import MetricSample, SampleStatus
+
+MetricStatus = SampleStatus
+
+
+class MetricsProvider(Protocol):
+    """Runs an instant PromQL query that yields one number.
+
+    Implementations answer rather than raise: a transport failure is `unreachable`, an empty
+    result (or NaN, 0/0 over no traffic) `no_data`, a bad query `error`.
+    """
+
+    def query(self, promql: str) -> MetricSample: ...
+
+
+def usable_value(sample: MetricSample) -> float | None:
+    """The sample's value if it can be trusted as a measurement, else None.
+
+    Only an `ok` sample with a number counts; NaN is refused here too, because a NaN compares
+    false with every threshold and would otherwise pass for healthy.
+    """
+    if sample.status != "ok" or sample.value is None or math.isnan(sample.value):
+        return None
+    return sample.value
+
+
+def describe_sample(sample: MetricSample) -> str:
+    """Why a sample has no usable value, e.g. "unreachable (connection refused)"."""
+    if usable_value(sample) is not None:
+        return "ok"
+    status = "no_data" if sample.status == "ok" else sample.status  # an ok NaN is no data
+    return f"{status} ({sample.detail})" if sample.detail else status

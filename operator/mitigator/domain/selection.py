@@ -1,0 +1,82 @@
+"""Which policy covers a target: label selectors, evaluated as the API server does."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from mitigator.models.policy import LabelSelector, PolicySpec, SelectorOperator
+
+
+def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
+    """matchLabels AND every matchExpression, like metav1.LabelSelector."""
+    if any(labels.get(key) != value for key, value in selector.match_labels.items()):
+        return False
+    for requirement in selector.match_expressions:
+        present = requirement.key in labels
+        value = labels.get(requirement.key)
+        if requirement.operator is SelectorOperator.IN and value not in requirement.values:
+            return False
+        if (
+            requirement.operator is SelectorOperator.NOT_IN
+            and present
+            and value in requirement.values
+        ):
+            return False
+        if requirement.operator is SelectorOperator.EXISTS and not present:
+            return False
+        if requirement.operator is SelectorOperator.DOES_NOT_EXIST and present:
+            return False
+    # An empty selector would cover everything: the schema refuses it, and so does this.
+    return bool(selector.match_labels or selector.match_expressions)
+
+
+@dataclass(frozen=True)
+class PolicyCandidate:
+    """A policy as read from the cluster: its spec, or why it could not be used."""
+
+    name: str
+    spec: PolicySpec | None
+    invalid_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PolicyChoice:
+    policy: PolicyCandidate | None
+    reason: str
+
+
+def choose_policy(
+    candidates: Sequence[PolicyCandidate],
+    *,
+    target_labels: Mapping[str, str],
+    policy_ref: str | None,
+) -> PolicyChoice:
+    """The named policy if ``policyRef`` is set (it must still cover the target: a reference
+    never widens a policy's reach); otherwise the one valid policy whose selector matches, the
+    first by name when several do (and the reason says so)."""
+    if policy_ref is not None:
+        named = next((c for c in candidates if c.name == policy_ref), None)
+        if named is None:
+            return PolicyChoice(None, f"policyRef {policy_ref!r} not found in this namespace")
+        if named.spec is None:
+            return PolicyChoice(None, f"policy {policy_ref} is invalid: {named.invalid_reason}")
+        if not selector_matches(named.spec.selector, target_labels):
+            return PolicyChoice(
+                None, f"policy {policy_ref}'s selector does not cover the target's labels"
+            )
+        return PolicyChoice(named, f"policy {policy_ref} named by policyRef")
+    matching = sorted(
+        (c for c in candidates if c.spec and selector_matches(c.spec.selector, target_labels)),
+        key=lambda c: c.name,
+    )
+    if not matching:
+        invalid = [c.name for c in candidates if c.spec is None]
+        note = f" (invalid policies ignored: {', '.join(sorted(invalid))})" if invalid else ""
+        return PolicyChoice(None, f"no valid MitigationPolicy covers the target{note}")
+    if len(matching) > 1:
+        others = ", ".join(c.name for c in matching[1:])
+        return PolicyChoice(
+            matching[0], f"policy {matching[0].name} (first by name; also matching: {others})"
+        )
+    return PolicyChoice(matching[0], f"policy {matching[0].name} covers the target")

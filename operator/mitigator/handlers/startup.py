@@ -1,0 +1,44 @@
+"""Operator start-up: kopf settings chosen on purpose, and the shared runtime in ``memo``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from mitigator import API_GROUP
+from mitigator.handlers.settings import OperatorSettings
+from mitigator.handlers.world import ClusterWorld
+from mitigator.k8s import KubeClient
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    config = OperatorSettings.from_environment()
+    # Progress in annotations under our own prefix: the structural schema would prune an
+    # undeclared status.kopf, and handlers would then run again.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{API_GROUP}/finalizer"
+    # Sync handlers run in this pool; its size bounds how many incidents progress at once.
+    settings.execution.max_workers = config.max_workers
+    settings.posting.level = logging.INFO
+    settings.watching.server_timeout = 300
+    memo.config = config
+    memo.world = ClusterWorld(KubeClient.from_environment(), default_prometheus_url=config.prometheus_url)
+    logger.info(
+        "mitigator configured: prometheus=%s protected=%s tick=%ss",
+        config.prometheus_url,
+        sorted(config.protected_namespaces),
+        config.tick_seconds,
+    )
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster service account when there is one, else the kubeconfig named by KUBECONFIG
+    (read now, not when the kubernetes library was first imported)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)

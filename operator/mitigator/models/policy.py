@@ -1,0 +1,300 @@
+"""The spec of a MitigationPolicy: which Deployments it covers and how to rescue them.
+
+Defaults are the incident response guide's numbers; error messages are the CRD's CEL messages.
+"""
+
+import re
+from datetime import timedelta
+from enum import StrEnum
+from itertools import pairwise
+from string import Template
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from mitigator.models.actions import ActionSteps
+from mitigator.models.base import ApiModel
+from mitigator.models.common import (
+    DNS1123_LABEL_PATTERN,
+    HTTP_URL_PATTERN,
+    ActionType,
+    Duration,
+    RevertibleActionType,
+    Severity,
+    reject_duplicates,
+)
+
+SELECTOR_EMPTY = "selector must not be empty: a policy must never cover every Deployment"
+SELECTOR_VALUES_MISMATCH = (
+    "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
+)
+PROMETHEUS_URL_INVALID = "prometheusURL must be an http:// or https:// URL"
+WEBHOOK_URL_INVALID = "webhook must be an http:// or https:// URL"
+TEMPLATE_PLACEHOLDERS_INVALID = (
+    "a metrics template may only use the placeholders $namespace and $name "
+    "(write $$ for a literal $)"
+)
+P2_ERROR_RATE_ABOVE_P1 = "severity.p2ErrorRate must be <= severity.p1ErrorRate"
+P2_P95_ABOVE_P1 = "severity.p2P95Seconds must be <= severity.p1P95Seconds"
+RULE_NAMES_NOT_UNIQUE = "rule names must be unique"
+ESCALATION_LEVELS_NOT_UNIQUE = "escalation levels must be unique"
+ESCALATION_OUT_OF_ORDER = (
+    "escalation levels must fall due in level order: a higher level cannot be due before a "
+    "lower one"
+)
+ESCALATION_AFTER_TOO_LONG = "escalation after must be shorter than 2562047h"
+
+# string.Template placeholders, because PromQL is full of braces that str.format would eat.
+# Every `$` must start `$$`, `${namespace}`, `${name}`, `$namespace` or `$name` not followed by
+# another identifier character; that is exactly the set Template.substitute(namespace=...,
+# name=...) can render. (A placeholder directly followed by `$` is refused although Template
+# would accept it: without lookahead, RE2 cannot tell `$name$$` from `$name$x`.)
+METRICS_TEMPLATE_PATTERN = (
+    r"^([^$]|\$\$|\$\{(namespace|name)\}|\$(namespace|name)([^A-Za-z0-9_$]|$))*$"
+)
+_METRICS_TEMPLATE = re.compile(METRICS_TEMPLATE_PATTERN.removeprefix("^").removesuffix("$"))
+_HTTP_URL = re.compile(HTTP_URL_PATTERN.removeprefix("^").removesuffix("$"))
+
+DEFAULT_ERROR_RATE_QUERY = (
+    'sum(rate(luminamind_requests_total{namespace="$namespace",deployment="$name",'
+    'status=~"5.."}[1m])) / sum(rate(luminamind_requests_total{namespace="$namespace",'
+    'deployment="$name"}[1m]))'
+)
+DEFAULT_P95_LATENCY_QUERY = (
+    "histogram_quantile(0.95, sum by (le) (rate(luminamind_request_duration_seconds_bucket"
+    '{namespace="$namespace",deployment="$name"}[1m])))'
+)
+
+# The longest duration Go's time.ParseDuration (CEL's duration()) can represent.
+_GO_MAX_DURATION = timedelta(hours=2562047)
+
+
+class SelectorOperator(StrEnum):
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+class LabelSelectorRequirement(ApiModel):
+    key: str = Field(min_length=1, max_length=317)
+    operator: SelectorOperator
+    values: Annotated[tuple[str, ...], AfterValidator(reject_duplicates)] = Field(
+        default=(), max_length=64
+    )
+
+    @model_validator(mode="after")
+    def _values_fit_operator(self) -> "LabelSelectorRequirement":
+        needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
+        if needs_values != bool(self.values):
+            raise ValueError(SELECTOR_VALUES_MISMATCH)
+        return self
+
+
+class LabelSelector(ApiModel):
+    """Labels of the Deployments a policy covers (metav1.LabelSelector semantics)."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, max_length=64
+    )
+    match_expressions: tuple[LabelSelectorRequirement, ...] = Field(default=(), max_length=32)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> "LabelSelector":
+        # An empty metav1 selector matches everything; for a policy that can scale things to
+        # zero, that is never what anyone meant.
+        if not self.match_labels and not self.match_expressions:
+            raise ValueError(SELECTOR_EMPTY)
+        return self
+
+
+class MetricKind(StrEnum):
+    ERROR_RATE = "errorRate"
+    P95_LATENCY = "p95Latency"
+
+
+class MetricQueries(ApiModel):
+    """Where Prometheus is and the PromQL templates for the guide's two golden signals."""
+
+    prometheus_url: str | None = Field(
+        default=None,
+        alias="prometheusURL",
+        max_length=2048,
+        description="Prometheus base URL; the operator's configured one if unset.",
+    )
+    error_rate: str = Field(
+        default=DEFAULT_ERROR_RATE_QUERY,
+        min_length=1,
+        max_length=4096,
+        description="PromQL for the 5xx ratio (0..1); $namespace and $name are substituted.",
+    )
+    p95_latency: str = Field(
+        default=DEFAULT_P95_LATENCY_QUERY,
+        min_length=1,
+        max_length=4096,
+        description="PromQL for the p95 latency in seconds; $namespace and $name substituted.",
+    )
+
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and _HTTP_URL.fullmatch(url) is None:
+            raise ValueError(PROMETHEUS_URL_INVALID)
+        return url
+
+    @field_validator("error_rate", "p95_latency")
+    @classmethod
+    def _known_placeholders(cls, template: str) -> str:
+        if _METRICS_TEMPLATE.fullmatch(template) is None:
+            raise ValueError(TEMPLATE_PLACEHOLDERS_INVALID)
+        return template
+
+    def render(self, kind: MetricKind, *, namespace: str, name: str) -> str:
+        """The PromQL for `kind` about Deployment `name` in `namespace`."""
+        template = self.error_rate if kind is MetricKind.ERROR_RATE else self.p95_latency
+        return Template(template).substitute(namespace=namespace, name=name)
+
+
+class SeverityThresholds(ApiModel):
+    """The guide's thresholds: P1 above 5% errors or 20s p95, P2 above 0.5% or 5s."""
+
+    p1_error_rate: StrictFloat = Field(default=0.05, ge=0, le=1)
+    p1_p95_seconds: StrictFloat = Field(default=20, ge=0)
+    p2_error_rate: StrictFloat = Field(default=0.005, ge=0, le=1)
+    p2_p95_seconds: StrictFloat = Field(default=5, ge=0)
+
+    @model_validator(mode="after")
+    def _p2_not_above_p1(self) -> "SeverityThresholds":
+        if self.p2_error_rate > self.p1_error_rate:
+            raise ValueError(P2_ERROR_RATE_ABOVE_P1)
+        if self.p2_p95_seconds > self.p1_p95_seconds:
+            raise ValueError(P2_P95_ABOVE_P1)
+        return self
+
+
+class RuleCondition(ApiModel):
+    """When a rule applies; an empty list matches anything."""
+
+    severities: Annotated[tuple[Severity, ...], AfterValidator(reject_duplicates)] = Field(
+        default=(), max_length=5
+    )
+    alertnames: Annotated[
+        tuple[Annotated[str, Field(max_length=256)], ...], AfterValidator(reject_duplicates)
+    ] = Field(default=(), max_length=32)
+    recent_rollout_within: Duration | None = Field(
+        default=None, description="Only if the target rolled out at most this long ago."
+    )
+
+
+class Rule(ApiModel):
+    name: str = Field(pattern=DNS1123_LABEL_PATTERN, min_length=1, max_length=63)
+    when: RuleCondition = Field(default_factory=RuleCondition)
+    actions: ActionSteps
+
+
+class VerificationCriteria(ApiModel):
+    """The guide's recovery checklist, held for `window` before an incident is Resolved."""
+
+    window: Duration = Field(
+        default=timedelta(seconds=30), description="How long the checks must hold."
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="How long a step may take to pass before the next is tried (3x window).",
+    )
+    max_error_rate: StrictFloat = Field(default=0.005, ge=0, le=1)
+    max_p95_seconds: StrictFloat = Field(default=5, ge=0)
+    require_all_pods_ready: StrictBool = True
+    require_no_firing_alerts: StrictBool = True
+
+
+class Guardrails(ApiModel):
+    cooldown: Duration = Field(
+        default=timedelta(minutes=10),
+        description="Minimum time between two mitigations of the same target.",
+    )
+    max_actions_per_hour: StrictInt = Field(default=6, ge=1)
+    max_concurrent_mitigations: StrictInt = Field(default=3, ge=1)
+    protected_namespaces: Annotated[
+        tuple[Annotated[str, Field(pattern=DNS1123_LABEL_PATTERN, max_length=63)], ...],
+        AfterValidator(reject_duplicates),
+    ] = Field(
+        default=(),
+        max_length=64,
+        description="Never acted in; kube-system, kube-public, kube-node-lease always are.",
+    )
+    require_approval_for: Annotated[tuple[ActionType, ...], AfterValidator(reject_duplicates)] = (
+        Field(default=(), max_length=5)
+    )
+    dry_run: StrictBool = False
+    max_replicas: StrictInt = Field(default=20, ge=1)
+    act_on_unknown: StrictBool = Field(
+        default=False,
+        description="When evidence is missing, act on the alert's or the spec's severity.",
+    )
+
+
+class EscalationLevel(ApiModel):
+    after: Duration = Field(description="Time since detection after which this level is due.")
+    level: StrictInt = Field(ge=1, le=10)
+    name: str | None = Field(default=None, max_length=128)
+    webhook: str | None = Field(
+        default=None, max_length=2048, description="URL the notification is POSTed to."
+    )
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and _HTTP_URL.fullmatch(url) is None:
+            raise ValueError(WEBHOOK_URL_INVALID)
+        return url
+
+    @field_validator("after")
+    @classmethod
+    def _representable_in_go(cls, after: timedelta) -> timedelta:
+        # The CRD's ordering rule parses `after` with CEL's duration(), which is Go's.
+        if after >= _GO_MAX_DURATION:
+            raise ValueError(ESCALATION_AFTER_TOO_LONG)
+        return after
+
+
+class PolicySpec(ApiModel):
+    selector: LabelSelector
+    metrics: MetricQueries = Field(default_factory=MetricQueries)
+    severity_thresholds: SeverityThresholds = Field(
+        default_factory=SeverityThresholds, alias="severity"
+    )
+    rules: tuple[Rule, ...] = Field(min_length=1, max_length=50)
+    verification: VerificationCriteria = Field(default_factory=VerificationCriteria)
+    guardrails: Guardrails = Field(default_factory=Guardrails)
+    revert_on_resolve: Annotated[
+        tuple[RevertibleActionType, ...], AfterValidator(reject_duplicates)
+    ] = Field(default=(), max_length=3)
+    escalation: tuple[EscalationLevel, ...] = Field(default=(), max_length=10)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_names(cls, rules: tuple[Rule, ...]) -> tuple[Rule, ...]:
+        if len({rule.name for rule in rules}) != len(rules):
+            raise ValueError(RULE_NAMES_NOT_UNIQUE)
+        return rules
+
+    @field_validator("escalation")
+    @classmethod
+    def _levels_unique_and_ordered(
+        cls, levels: tuple[EscalationLevel, ...]
+    ) -> tuple[EscalationLevel, ...]:
+        if len({level.level for level in levels}) != len(levels):
+            raise ValueError(ESCALATION_LEVELS_NOT_UNIQUE)
+        by_level = sorted(levels, key=lambda level: level.level)
+        if any(lower.after > higher.after for lower, higher in pairwise(by_level)):
+            raise ValueError(ESCALATION_OUT_OF_ORDER)
+        return levels

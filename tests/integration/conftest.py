@@ -1,0 +1,114 @@
+"""Integration fixtures: the CRDs installed, a real Prometheus scraping a test-controlled
+exporter, and the operator running in-process (kopf.testing.KopfRunner) for namespaces
+``mt-*`` (the per-test namespaces)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from localkube.monitoring import Prometheus
+from localkube.processes import free_port, wait_until
+from localkube.testing import ClusterAccess
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
+    subprocess.run(
+        ["kubectl", "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds")],
+        check=True,
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        capture_output=True,
+    )
+    ext = client.ApiextensionsV1Api(api_client)
+
+    def established() -> bool:
+        for name in ("incidents.mitigator.luminamind.io", "mitigationpolicies.mitigator.luminamind.io"):
+            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                return False
+        return True
+
+    wait_until(established, timeout=30, what="CRDs to be Established")
+
+
+class Signals:
+    """Gauges the tests set; Prometheus scrapes them every second. Policies in these tests
+    read them through their own PromQL templates, as a user's policy reads any metric."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["namespace", "deployment"]
+        self.error_ratio = Gauge("mt_error_ratio", "5xx ratio", labels, registry=self.registry)
+        self.p95_seconds = Gauge("mt_p95_seconds", "p95 latency", labels, registry=self.registry)
+
+        self.prometheus: Prometheus | None = None
+
+    def set(self, namespace: str, deployment: str, *, error_ratio: float, p95_seconds: float) -> None:
+        self.error_ratio.labels(namespace, deployment).set(error_ratio)
+        self.p95_seconds.labels(namespace, deployment).set(p95_seconds)
+
+    def wait_scraped(self, namespace: str, deployment: str) -> None:
+        """Until Prometheus holds the current values: an alert fires on scraped data, and an
+        incident triaged before the first scrape would (rightly) find no data."""
+        assert self.prometheus is not None
+        prometheus = self.prometheus
+        expected = self.error_ratio.labels(namespace, deployment)._value.get()
+        selector = f'mt_error_ratio{{namespace="{namespace}",deployment="{deployment}"}}'
+
+        def scraped() -> bool:
+            result = prometheus.query(selector)
+            return bool(result) and float(result[0]["value"][1]) == expected
+
+        wait_until(scraped, timeout=30, what=f"Prometheus to scrape {selector}")
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    instance = Prometheus(workdir=tmp_path_factory.mktemp("prometheus"))
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+@pytest.fixture(scope="session")
+def signals(prometheus: Prometheus) -> Iterator[Signals]:
+    board = Signals()
+    board.prometheus = prometheus
+    port = free_port()
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=board.registry)
+    prometheus.set_targets([{"targets": [f"127.0.0.1:{port}"], "labels": {"job": "signals"}}])
+    wait_until(lambda: prometheus.query('up{job="signals"} == 1'), timeout=30, what="signals scraped")
+    yield board
+    server.shutdown()
+
+
+def operator_environment(cluster: ClusterAccess, prometheus_url: str) -> dict[str, str]:
+    return {
+        "KUBECONFIG": str(cluster.kubeconfig),
+        "MITIGATOR_PROMETHEUS_URL": prometheus_url,
+        "MITIGATOR_TICK_SECONDS": "0.5",
+        "MITIGATOR_ESCALATION_TICK_SECONDS": "0.5",
+        "MITIGATOR_POLICY_REFRESH_SECONDS": "2",
+        "MITIGATOR_PROTECTED_NAMESPACES": "mt-protected-*",
+    }
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: ClusterAccess, crds: None, prometheus: Prometheus, signals: Signals) -> Iterator[None]:
+    from kopf.testing import KopfRunner
+
+    os.environ.update(operator_environment(cluster, prometheus.url))
+    args = ["run", "--standalone", "--namespace", "mt-*", "-m", "mitigator.handlers"]
+    with KopfRunner(args, timeout=60) as runner:
+        yield
+    assert runner.exit_code == 0, runner.output
+    assert runner.exception is None, runner.exception

@@ -1,0 +1,152 @@
+"""Verification: the recovery checklist, and no data never passes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mitigator.domain import Evidence, verify, verify_recovery, window_remaining
+from mitigator.models import CheckName, VerificationCriteria, VerificationResult
+from mitigator.models.evidence import MetricSample, PodHealth
+from tests.unit.factories import NOW, evidence
+
+GUIDE = VerificationCriteria()
+
+
+def checks(result: VerificationResult) -> dict[str, tuple[bool, str | None, str | None]]:
+    return {check.name: (check.passed, check.observed, check.threshold) for check in result.checks}
+
+
+def test_a_recovered_target_passes_every_check() -> None:
+    result = verify_recovery(
+        evidence(error_rate=0.001, p95=1.2), criteria=GUIDE, firing_alerts=0, now=NOW
+    )
+    assert result.passed and result.at == NOW
+    assert checks(result) == {
+        CheckName.ERROR_RATE: (True, "0.1%", "< 0.5%"),
+        CheckName.P95_LATENCY: (True, "1.2s", "< 5s"),
+        CheckName.PODS_READY: (True, "3/3 ready", "all ready"),
+        CheckName.NO_FIRING_ALERTS: (True, "0", "0"),
+    }
+    assert all(check.message is None for check in result.checks)
+
+
+@pytest.mark.parametrize(
+    ("case", "firing", "failing", "message"),
+    [
+        (evidence(error_rate=0.005), 0, CheckName.ERROR_RATE, "error rate 0.5% is not < 0.5%"),
+        (evidence(p95=5.0), 0, CheckName.P95_LATENCY, "p95 latency 5s is not < 5s"),
+        (evidence(ready=2), 0, CheckName.PODS_READY, "only 2 of 3 pods ready"),
+        (evidence(desired=0), 0, CheckName.PODS_READY, "the target has 0 desired replicas"),
+        (
+            evidence(rollout_in_progress=True),
+            0,
+            CheckName.PODS_READY,
+            "the rollout is still in progress",
+        ),
+        (evidence(), 2, CheckName.NO_FIRING_ALERTS, "2 alert(s) for the target still firing"),
+        (
+            evidence(),
+            None,
+            CheckName.NO_FIRING_ALERTS,
+            "could not tell whether alerts for the target are still firing",
+        ),
+        (
+            evidence(error_rate=MetricSample.unreachable("connection refused")),
+            0,
+            CheckName.ERROR_RATE,
+            "error rate unknown: unreachable (connection refused)",
+        ),
+        (
+            evidence(p95=MetricSample.no_data("NaN (no traffic)")),
+            0,
+            CheckName.P95_LATENCY,
+            "p95 latency unknown: no_data (NaN (no traffic))",
+        ),
+    ],
+)
+def test_each_check_fails_on_its_own(
+    case: Evidence, firing: int | None, failing: CheckName, message: str
+) -> None:
+    result = verify_recovery(case, criteria=GUIDE, firing_alerts=firing)
+    assert not result.passed
+    failed = [check for check in result.checks if not check.passed]
+    assert [check.name for check in failed] == [failing]
+    assert failed[0].message == message
+
+
+def test_checks_the_policy_does_not_require_are_left_out() -> None:
+    relaxed = VerificationCriteria(require_all_pods_ready=False, require_no_firing_alerts=False)
+    result = verify_recovery(evidence(ready=1), criteria=relaxed, firing_alerts=None)
+    assert result.passed
+    assert [check.name for check in result.checks] == [CheckName.ERROR_RATE, CheckName.P95_LATENCY]
+
+
+def test_maintenance_expects_no_pods() -> None:
+    in_maintenance = evidence(desired=0, ready=0)
+    result = verify_recovery(
+        in_maintenance, criteria=GUIDE, firing_alerts=0, expect_replicas_zero=True
+    )
+    assert checks(result)[CheckName.PODS_READY] == (True, "0/0 ready", "0 replicas (maintenance)")
+    still_running = verify_recovery(
+        evidence(desired=0, ready=1), criteria=GUIDE, firing_alerts=0, expect_replicas_zero=True
+    )
+    assert not checks(still_running)[CheckName.PODS_READY][0]
+
+
+def test_verify_is_verify_recovery() -> None:
+    assert verify is verify_recovery
+
+
+def test_window_remaining() -> None:
+    window = timedelta(seconds=30)
+    assert window_remaining(window_started_at=NOW, window=window, now=NOW) == window
+    later = NOW + timedelta(seconds=20)
+    assert window_remaining(window_started_at=NOW, window=window, now=later) == timedelta(
+        seconds=10
+    )
+    much_later = NOW + timedelta(minutes=5)
+    assert window_remaining(window_started_at=NOW, window=window, now=much_later) == timedelta()
+
+
+missing = st.sampled_from(
+    [MetricSample.no_data("none"), MetricSample.unreachable("down"), MetricSample.error("bad")]
+)
+any_sample = st.one_of(missing, st.floats(min_value=0, max_value=100).map(MetricSample.ok))
+
+
+@given(
+    error_rate=any_sample,
+    p95=any_sample,
+    desired=st.integers(min_value=0, max_value=5),
+    ready=st.integers(min_value=0, max_value=5),
+    firing=st.one_of(st.none(), st.integers(min_value=0, max_value=3)),
+    require_pods=st.booleans(),
+    require_alerts=st.booleans(),
+)
+def test_verification_never_passes_without_data(
+    *,
+    error_rate: MetricSample,
+    p95: MetricSample,
+    desired: int,
+    ready: int,
+    firing: int | None,
+    require_pods: bool,
+    require_alerts: bool,
+) -> None:
+    result = verify_recovery(
+        Evidence(
+            error_rate=error_rate, p95_seconds=p95, pods=PodHealth(desired=desired, ready=ready)
+        ),
+        criteria=VerificationCriteria(
+            require_all_pods_ready=require_pods, require_no_firing_alerts=require_alerts
+        ),
+        firing_alerts=firing,
+    )
+    blind = error_rate.status != "ok" or p95.status != "ok" or (require_alerts and firing is None)
+    if blind:
+        assert not result.passed
+    assert result.passed == all(check.passed for check in result.checks)
