@@ -123,7 +123,9 @@ def test_set_env_records_previous_values_and_reverts(
         executor, namespace, "setEnv", {"env": {"DISABLE_WEB_SEARCH": "true", "LLM_MODEL": "glm-3.5-turbo"}}
     )
     assert outcome.state == "Applied"
-    assert outcome.before == {"container": "app", "env": {"DISABLE_WEB_SEARCH": None, "LLM_MODEL": "glm-4.5"}}
+    assert outcome.before == {
+        "container": "app", "env": {"LLM_MODEL": "glm-4.5"}, "unset": ["DISABLE_WEB_SEARCH"]
+    }
     env = {e.name: e.value for e in apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].env}
     assert env == {"LLM_MODEL": "glm-3.5-turbo", "DISABLE_WEB_SEARCH": "true"}
 

@@ -163,7 +163,7 @@ def test_set_env_disables_a_feature_and_is_restored(
         incident = resources.wait_phase("search", "Resolved", "Escalated", "Failed")
     status = incident["status"]
     assert status["phase"] == "Resolved", status.get("message")
-    assert status["actions"][0]["before"] == {"container": "app", "env": {"DISABLE_WEB_SEARCH": None}}
+    assert status["actions"][0]["before"] == {"container": "app", "env": {}, "unset": ["DISABLE_WEB_SEARCH"]}
     assert status["reverts"][0]["state"] == "Reverted"
     env = container_env(api_client.sanitize_for_serialization(apps.read_namespaced_deployment("web", namespace)))
     assert env == {"LLM_MODEL": "glm-4.5"}

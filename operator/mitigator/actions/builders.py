@@ -168,16 +168,16 @@ def build_set_env(
     name = deployment["metadata"]["name"]
     index, spec = _container_index(deployment, container)
     current = [dict(item) for item in spec.get("env") or []]
-    previous: dict[str, str | None] = {}
     by_name = {item["name"]: item for item in current}
-    for key, value in env.items():
-        existing = by_name.get(key)
-        if existing is not None and "valueFrom" in existing:
+    for key in env:
+        if "valueFrom" in by_name.get(key, {}):
             raise ActionRefused(
                 f"env {key} of {name}/{spec['name']} comes from valueFrom; not overriding it"
             )
-        previous[key] = existing.get("value", "") if existing is not None else None
-    if all(previous[key] == value for key, value in env.items()):
+    # Unset variables are listed apart: a null inside a status object would be dropped.
+    previous = {k: str(by_name[k].get("value", "")) for k in env if k in by_name}
+    unset = sorted(k for k in env if k not in by_name)
+    if not unset and all(previous[key] == value for key, value in env.items()):
         raise ActionRefused(f"{name}/{spec['name']} already has {dict(env)}")
     updated = [
         {**item, "value": env[item["name"]]} if item["name"] in env else item for item in current
@@ -185,7 +185,7 @@ def build_set_env(
     updated += [{"name": key, "value": value} for key, value in env.items() if key not in by_name]
     return Change(
         deployment_ops=_env_ops(index, updated),
-        before={"container": spec["name"], "env": previous},
+        before={"container": spec["name"], "env": previous, "unset": unset},
         after={"container": spec["name"], "env": dict(env)},
         message=f"set {', '.join(f'{k}={v}' for k, v in env.items())} on {name}/{spec['name']}",
     )
@@ -235,19 +235,21 @@ def build_revert(
         )
     if action_type == "setEnv":
         index, spec = _container_index(deployment, before["container"])
-        previous: Mapping[str, str | None] = before["env"]
-        restored = []
-        for item in spec.get("env") or []:
-            if item["name"] not in previous:
-                restored.append(item)
-            elif previous[item["name"]] is not None:
-                restored.append({**item, "value": previous[item["name"]]})
+        previous: Mapping[str, str] = before.get("env") or {}
+        unset = set(before.get("unset") or ())
+        restored = [
+            {**item, "value": previous[item["name"]]} if item["name"] in previous else item
+            for item in spec.get("env") or []
+            if item["name"] not in unset
+        ]
         current_values = {item["name"]: item.get("value") for item in spec.get("env") or []}
+        touched = sorted({*previous, *unset})
+        unset_note = f", unset {', '.join(sorted(unset))}" if unset else ""
         return Change(
             deployment_ops=_env_ops(index, restored),
-            before={"container": spec["name"], "env": {k: current_values.get(k) for k in previous}},
-            after={"container": spec["name"], "env": dict(previous)},
-            message=f"restored env {dict(previous)} on {name}/{spec['name']} (None = unset)",
+            before={"container": spec["name"], "env": {k: current_values.get(k) for k in touched if k in current_values}},
+            after={"container": spec["name"], "env": dict(previous), "unset": sorted(unset)},
+            message=f"restored env {dict(previous)}{unset_note} on {name}/{spec['name']}",
         )
     if action_type == "maintenance":
         assert service is not None, "maintenance revert needs the Service"

@@ -10,11 +10,17 @@ from typing import Any, cast
 import kopf
 from pydantic import ValidationError
 
-from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL
+from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
 from mitigator.domain.lifecycle import Advance, IncidentView, advance
 from mitigator.handlers.patching import merge_patch
 from mitigator.handlers.settings import OperatorSettings
-from mitigator.models import IncidentSpec, IncidentStatus, Phase, describe_validation_error
+from mitigator.models import (
+    IncidentSpec,
+    IncidentStatus,
+    Phase,
+    TimelineEvent,
+    describe_validation_error,
+)
 
 _SETTINGS = OperatorSettings.from_environment()
 _LIVE_PHASES = {None, "", Phase.TRIAGING, Phase.AWAITING_APPROVAL, Phase.MITIGATING, Phase.VERIFYING}
@@ -73,6 +79,9 @@ def tick(
         now=datetime.now(UTC),
         protected_namespaces=memo.config.protected_namespaces,
     )
+    if any(event.reason == TimelineEvent.ACTION_APPLIED for event in result.events):
+        # Crash tests: the target is changed, the Incident's status is not yet written.
+        failpoints.crash_if_armed(failpoints.AFTER_ACTION_APPLIED)
     new_status = result.status.to_api_dict()
     changes = merge_patch(old_status, {**new_status, "sequence": old_status.get("sequence", 0)})
     if changes:

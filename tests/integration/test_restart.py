@@ -1,0 +1,107 @@
+"""An operator killed right after it changed the target, before it could write the
+Incident's status, is restarted and does not apply the action a second time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from localkube.monitoring import Prometheus
+from localkube.processes import wait_until
+from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
+from tests.integration.conftest import operator_environment
+from tests.integration.objects import Resources, incident_manifest, policy_manifest, timeline_events
+from tests.integration.responder import Responder, image
+from tests.kube import deployment_manifest, wait_rollout
+
+pytestmark = pytest.mark.cluster
+
+GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
+
+
+@pytest.fixture
+def own_namespace(api_client: client.ApiClient) -> Iterator[str]:
+    """Outside mt-*: the session's in-process operator must not see this namespace."""
+    core = client.CoreV1Api(api_client)
+    name = new_namespace_name("rs")
+    core.create_namespace({"metadata": {"name": name, "labels": {TEST_NAMESPACE_LABEL: "true"}}})
+    wait_until(lambda: core.read_namespaced_service_account("default", name), timeout=30, what="default SA")
+    yield name
+    core.delete_namespace(name)
+
+
+def _start_operator(
+    cluster: ClusterAccess, prometheus: Prometheus, namespace: str, log: Path, **extra: str
+) -> subprocess.Popen[bytes]:
+    env = {**os.environ, **operator_environment(cluster, prometheus.url), **extra}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", namespace],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_action_is_applied_once_across_an_operator_crash(
+    cluster: ClusterAccess,
+    crds: None,
+    prometheus: Prometheus,
+    signals: Any,
+    api_client: client.ApiClient,
+    own_namespace: str,
+    tmp_path: Path,
+) -> None:
+    namespace = own_namespace
+    apps = client.AppsV1Api(api_client)
+    resources = Resources(api_client, namespace)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
+    wait_rollout(apps, namespace, "web")
+    apps.patch_namespaced_deployment(
+        "web", namespace, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}}
+    )
+    wait_rollout(apps, namespace, "web")
+    resources.create(policy_manifest("runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}]))
+    log = tmp_path / "operator.log"
+
+    def health(dep: dict[str, Any]) -> tuple[float, float]:
+        return (0.3, 0.2) if image(dep) == BAD else (0.0, 0.2)
+
+    with Responder(api_client, signals, namespace=namespace, name="web", health=health):
+        first = _start_operator(cluster, prometheus, namespace, log, MITIGATOR_FAILPOINTS="after-action-applied")
+        resources.create(incident_manifest("crash", target="web"))
+        try:
+            assert first.wait(timeout=60) == 137, log.read_text()[-3000:]
+        finally:
+            first.kill()
+        # The rollback happened; the Incident never heard of it.
+        rolled_back = apps.read_namespaced_deployment("web", namespace)
+        assert rolled_back.spec.template.spec.containers[0].image == GOOD
+        revision = rolled_back.metadata.annotations["deployment.kubernetes.io/revision"]
+        assert revision == "3"
+        status = resources.incident("crash").get("status") or {}
+        assert not any(a.get("state") == "Applied" for a in status.get("actions") or [])
+
+        second = _start_operator(cluster, prometheus, namespace, log)
+        try:
+            incident = resources.wait_phase("crash", "Resolved", "Escalated", "Failed")
+        finally:
+            second.terminate()
+            second.wait(timeout=30)
+    status = incident["status"]
+    assert status["phase"] == "Resolved", status.get("message")
+    [action] = status["actions"]
+    assert action["state"] == "Applied"
+    assert "already applied" in action["message"]
+    assert action["before"]["images"] == {"app": BAD}
+    assert any("recovered" in e["message"] for e in status["timeline"] if e["event"] == "ActionApplied")
+    assert "Resolved" in timeline_events(incident)
+    dep = apps.read_namespaced_deployment("web", namespace)
+    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == revision
