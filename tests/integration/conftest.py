@@ -97,7 +97,6 @@ def operator_environment(cluster: ClusterAccess, prometheus_url: str) -> dict[st
         "MITIGATOR_PROMETHEUS_URL": prometheus_url,
         "MITIGATOR_TICK_SECONDS": "0.5",
         "MITIGATOR_ESCALATION_TICK_SECONDS": "0.5",
-        "MITIGATOR_POLICY_REFRESH_SECONDS": "2",
         "MITIGATOR_PROTECTED_NAMESPACES": "mt-protected-*",
     }
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from localkube.processes import free_port, wait_until
 from tests.integration.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.integration.responder import Responder, container_env, image
 from tests.kube import deployment_manifest, wait_rollout
@@ -84,6 +85,16 @@ def test_bad_deploy_is_rolled_back_verified_and_resolved(
         assert status[stamp]
     resolved = {c["type"]: c["status"] for c in status["conditions"]}
     assert resolved["Resolved"] == "True"
+
+    core = client.CoreV1Api(api_client)
+
+    def reasons(kind: str) -> set[str]:
+        events = core.list_namespaced_event(namespace).items
+        return {e.reason for e in events if e.involved_object.kind == kind}
+
+    wait_until(lambda: {"Classified", "ActionApplied", "Resolved"} <= reasons("Incident"), timeout=30,
+               what="Events on the Incident")
+    wait_until(lambda: "ActionApplied" in reasons("Deployment"), timeout=30, what="Events on the Deployment")
 
 
 def test_scale_up_is_capped_and_reverted_after_resolution(
@@ -303,8 +314,6 @@ def test_protected_namespace_is_refused(
 def test_prometheus_down_is_unknown_never_healthy(
     apps: client.AppsV1Api, resources: Resources, namespace: str
 ) -> None:
-    from localkube.processes import free_port
-
     _deploy(apps, namespace)
     resources.create(
         policy_manifest(
@@ -333,3 +342,62 @@ def test_no_policy_escalates_with_the_reason(
     assert incident["status"]["phase"] == "Escalated"
     assert "no valid MitigationPolicy" in incident["status"]["message"]
     assert apps.read_namespaced_deployment("web", namespace).metadata.generation == 1
+
+
+def test_policy_status_reports_validity_and_coverage_without_touching_the_spec(
+    apps: client.AppsV1Api, resources: Resources, namespace: str
+) -> None:
+    apps.create_namespaced_deployment(namespace, deployment_manifest("web"))
+    apps.create_namespaced_deployment(namespace, deployment_manifest("other"))
+    resources.create(policy_manifest("runbooks", app="web", rules=[{"name": "r", "actions": [{"restart": {}}]}]))
+
+    def covered() -> list[str]:
+        return list((resources.policy("runbooks").get("status") or {}).get("coveredDeployments") or [])
+
+    wait_until(lambda: covered() == ["web"], timeout=30, what="the policy to cover web")
+    canary = deployment_manifest("web-canary")
+    canary["metadata"]["labels"]["app"] = "web"
+    apps.create_namespaced_deployment(namespace, canary)
+    wait_until(lambda: covered() == ["web", "web-canary"], timeout=30, what="coverage to follow new Deployments")
+    policy = resources.policy("runbooks")
+    [valid] = policy["status"]["conditions"]
+    assert (valid["type"], valid["status"], valid["reason"]) == ("Valid", "True", "Valid")
+    assert policy["metadata"]["generation"] == 1
+    assert not any(k.startswith("mitigator.luminamind.io") for k in (policy["metadata"].get("annotations") or {}))
+    assert not policy["metadata"].get("finalizers")
+
+
+def test_escalation_webhooks_are_sent_recorded_and_retried(
+    apps: client.AppsV1Api, resources: Resources, namespace: str, webhook_receiver: tuple[str, list[Any]]
+) -> None:
+    url, received = webhook_receiver
+    _deploy(apps, namespace)
+    resources.create(
+        policy_manifest(
+            "paging",
+            app="web",
+            rules=[{"name": "p0-only", "when": {"severities": ["P0"]}, "actions": [{"restart": {}}]}],
+            escalation=[
+                {"after": "0s", "level": 1, "name": "on-call", "webhook": f"http://127.0.0.1:{free_port()}/down"},
+                {"after": "1s", "level": 2, "name": "engineering-lead", "webhook": url},
+                {"after": "2h", "level": 3, "name": "vp-engineering", "webhook": url},
+            ],
+        )
+    )
+    resources.create(incident_manifest("page", target="web", severity="P2"))
+    incident = resources.wait_phase("page", "Escalated", "Resolved", "Failed")
+    assert incident["status"]["phase"] == "Escalated"
+
+    def notices() -> dict[int, dict[str, Any]]:
+        status = resources.incident("page").get("status") or {}
+        return {n["level"]: n for n in (status.get("escalation") or {}).get("levels") or []}
+
+    wait_until(lambda: 2 in notices() and (notices().get(1) or {}).get("attempts", 0) >= 2,
+               timeout=30, what="levels 1 and 2 to be notified (1 retried)")
+    levels = notices()
+    assert levels[1]["delivered"] is False and levels[1]["lastError"]
+    assert levels[2]["delivered"] is True
+    assert 3 not in levels, "level 3 falls due 2h after detection, not now"
+    [payload] = [r["payload"] for r in received]
+    assert payload["level"] == 2 and payload["levelName"] == "engineering-lead"
+    assert "Incident" in payload["text"] and "Escalated" in payload["text"]

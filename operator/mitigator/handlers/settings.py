@@ -14,7 +14,6 @@ class OperatorSettings:
     protected_namespaces: frozenset[str]
     tick_seconds: float
     escalation_tick_seconds: float
-    policy_refresh_seconds: float
     max_workers: int
 
     @classmethod
@@ -26,6 +25,5 @@ class OperatorSettings:
             | {n.strip() for n in extra.split(",") if n.strip()},
             tick_seconds=float(os.environ.get("MITIGATOR_TICK_SECONDS", "2")),
             escalation_tick_seconds=float(os.environ.get("MITIGATOR_ESCALATION_TICK_SECONDS", "5")),
-            policy_refresh_seconds=float(os.environ.get("MITIGATOR_POLICY_REFRESH_SECONDS", "30")),
             max_workers=int(os.environ.get("MITIGATOR_MAX_WORKERS", "32")),
         )

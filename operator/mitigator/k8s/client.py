@@ -169,3 +169,12 @@ class KubeClient:
             GROUP, VERSION, namespace, "incidents", name, patch, _preload_content=False
         )
         return _decode(response)
+
+    def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, "mitigationpolicies", name, {"status": status}
+            )
+        except ApiException as exc:
+            if exc.status != 404:  # deleted meanwhile: nothing to report on
+                raise
