@@ -50,7 +50,12 @@ def record_ops(obj: JsonObject, record: JsonObject) -> list[JsonObject]:
 
 
 def precondition_ops(obj: JsonObject) -> list[JsonObject]:
-    """Refuse the patch if the object changed since it was read (optimistic concurrency)."""
-    return [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]}
-    ]
+    """Refuse the patch if someone changed what we decided on since we read it.
+
+    A Deployment is tested on its generation, which moves with every spec change but not
+    with the controller's status updates (testing resourceVersion would fail on those for no
+    reason). A Service has no generation; its selector, the field we switch, is tested.
+    """
+    if "generation" in obj.get("metadata", {}):
+        return [{"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]}]
+    return [{"op": "test", "path": "/spec/selector", "value": obj.get("spec", {}).get("selector")}]

@@ -22,6 +22,10 @@ JsonObject = dict[str, Any]
 JsonPatch = list[dict[str, Any]]
 
 
+# What the API server answers (422) when a JSON-patch "test" operation does not hold.
+_FAILED_TEST = "the server rejected our request due to an error in our request"
+
+
 class NotFound(LookupError):
     """The object does not exist."""
 
@@ -37,7 +41,8 @@ def _decode(response: Any) -> JsonObject:
 def _translate(exc: ApiException, what: str) -> Exception:
     if exc.status == 404:
         return NotFound(f"{what} not found")
-    if exc.status in (409, 422) and "test" in str(exc.body).lower():
+    if exc.status == 422 and _FAILED_TEST in str(exc.body):
+        # A JSON-patch "test" failed: someone changed the object since we read it.
         return Conflict(f"{what} changed while it was being patched; will re-read")
     if exc.status == 409:
         return Conflict(f"{what}: conflict: {exc.reason}")
