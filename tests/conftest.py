@@ -42,7 +42,9 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api_client)
     name = new_namespace_name()
     core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"}))
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"})
+        )
     )
     # Pods are refused until the namespace's default ServiceAccount exists.
     wait_until(
@@ -61,7 +63,7 @@ def namespace(api_client: client.ApiClient) -> Iterator[str]:
 class _Receiver(BaseHTTPRequestHandler):
     received: list[dict[str, Any]]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append(
             {"authorization": self.headers.get("Authorization"), "payload": json.loads(body)}

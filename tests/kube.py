@@ -62,6 +62,9 @@ def replica_sets_by_revision(
     owned = [
         rs
         for rs in apps.list_namespaced_replica_set(namespace).items
-        if any(ref.kind == "Deployment" and ref.name == name for ref in rs.metadata.owner_references or [])
+        if any(
+            ref.kind == "Deployment" and ref.name == name
+            for ref in rs.metadata.owner_references or []
+        )
     ]
     return {rs.metadata.annotations["deployment.kubernetes.io/revision"]: rs for rs in owned}

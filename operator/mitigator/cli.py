@@ -8,9 +8,9 @@ import sys
 
 
 def _run(args: argparse.Namespace) -> int:
-    import kopf
+    import kopf  # noqa: PLC0415 - only `run` needs kopf; --help stays fast
 
-    import mitigator.handlers  # noqa: F401 - registers the handlers
+    import mitigator.handlers  # noqa: F401, PLC0415 - registers the handlers
 
     if args.prometheus_url:
         os.environ["MITIGATOR_PROMETHEUS_URL"] = args.prometheus_url

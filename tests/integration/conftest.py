@@ -31,7 +31,10 @@ def crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
     ext = client.ApiextensionsV1Api(api_client)
 
     def established() -> bool:
-        for name in ("incidents.mitigator.luminamind.io", "mitigationpolicies.mitigator.luminamind.io"):
+        for name in (
+            "incidents.mitigator.luminamind.io",
+            "mitigationpolicies.mitigator.luminamind.io",
+        ):
             conditions = ext.read_custom_resource_definition(name).status.conditions or []
             if not any(c.type == "Established" and c.status == "True" for c in conditions):
                 return False
@@ -52,7 +55,9 @@ class Signals:
 
         self.prometheus: Prometheus | None = None
 
-    def set(self, namespace: str, deployment: str, *, error_ratio: float, p95_seconds: float) -> None:
+    def set(
+        self, namespace: str, deployment: str, *, error_ratio: float, p95_seconds: float
+    ) -> None:
         self.error_ratio.labels(namespace, deployment).set(error_ratio)
         self.p95_seconds.labels(namespace, deployment).set(p95_seconds)
 
@@ -86,7 +91,9 @@ def signals(prometheus: Prometheus) -> Iterator[Signals]:
     port = free_port()
     server, _ = start_http_server(port, addr="127.0.0.1", registry=board.registry)
     prometheus.set_targets([{"targets": [f"127.0.0.1:{port}"], "labels": {"job": "signals"}}])
-    wait_until(lambda: prometheus.query('up{job="signals"} == 1'), timeout=30, what="signals scraped")
+    wait_until(
+        lambda: prometheus.query('up{job="signals"} == 1'), timeout=30, what="signals scraped"
+    )
     yield board
     server.shutdown()
 
@@ -102,7 +109,9 @@ def operator_environment(cluster: ClusterAccess, prometheus_url: str) -> dict[st
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: ClusterAccess, crds: None, prometheus: Prometheus, signals: Signals) -> Iterator[None]:
+def operator(
+    cluster: ClusterAccess, crds: None, prometheus: Prometheus, signals: Signals
+) -> Iterator[None]:
     from kopf.testing import KopfRunner
 
     os.environ.update(operator_environment(cluster, prometheus.url))

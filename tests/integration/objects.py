@@ -99,7 +99,8 @@ class Resources:
         except TimeoutError as exc:
             status = seen.get("status") or {}
             timeline = "\n".join(
-                f"  {e.get('at')} {e.get('event')}: {e.get('message')}" for e in status.get("timeline") or []
+                f"  {e.get('at')} {e.get('event')}: {e.get('message')}"
+                for e in status.get("timeline") or []
             )
             raise AssertionError(
                 f"{exc}; phase={status.get('phase')} message={status.get('message')}\n{timeline}"

@@ -48,7 +48,7 @@ class Responder:
         while not self._stop.wait(0.2):
             try:
                 self._update()
-            except Exception:  # noqa: BLE001 - the namespace may be going away at teardown
+            except Exception:
                 continue
 
 

@@ -41,7 +41,17 @@ def _deploy_bad_release(apps: client.AppsV1Api, namespace: str) -> None:
     apps.patch_namespaced_deployment(
         "svc",
         namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD, "env": [{"name": "V", "value": "2"}]}]}}}},
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "app", "image": BAD, "env": [{"name": "V", "value": "2"}]}
+                        ]
+                    }
+                }
+            }
+        },
     )
     wait_rollout(apps, namespace, "svc")
 
@@ -84,7 +94,10 @@ def test_rollback_to_a_given_revision_and_refusals(
     apps.patch_namespaced_deployment("svc", namespace, {"spec": {"paused": True}})
     paused = _apply(executor, namespace, "rollback", {"toRevision": 1}, action_id="1-rollback")
     assert paused.state == "Skipped" and "paused" in paused.message
-    assert apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].image == BAD
+    assert (
+        apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].image
+        == BAD
+    )
 
 
 def test_scale_is_capped_and_reverted(
@@ -101,8 +114,13 @@ def test_scale_is_capped_and_reverted(
     assert apps.read_namespaced_deployment("svc", namespace).status.ready_replicas == 5
 
     reverted = executor.revert(
-        namespace=namespace, target="svc", action_type="scale", before=outcome.before,
-        incident_uid="uid-1", action_id="0-scale", now=datetime.now(UTC),
+        namespace=namespace,
+        target="svc",
+        action_type="scale",
+        before=outcome.before,
+        incident_uid="uid-1",
+        action_id="0-scale",
+        now=datetime.now(UTC),
     )
     assert reverted.state == "Applied", reverted.message
     wait_rollout(apps, namespace, "svc")
@@ -120,21 +138,41 @@ def test_set_env_records_previous_values_and_reverts(
     apps.create_namespaced_deployment(namespace, manifest)
     wait_rollout(apps, namespace, "svc")
     outcome = _apply(
-        executor, namespace, "setEnv", {"env": {"DISABLE_WEB_SEARCH": "true", "LLM_MODEL": "glm-3.5-turbo"}}
+        executor,
+        namespace,
+        "setEnv",
+        {"env": {"DISABLE_WEB_SEARCH": "true", "LLM_MODEL": "glm-3.5-turbo"}},
     )
     assert outcome.state == "Applied"
     assert outcome.before == {
-        "container": "app", "env": {"LLM_MODEL": "glm-4.5"}, "unset": ["DISABLE_WEB_SEARCH"]
+        "container": "app",
+        "env": {"LLM_MODEL": "glm-4.5"},
+        "unset": ["DISABLE_WEB_SEARCH"],
     }
-    env = {e.name: e.value for e in apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].env}
+    env = {
+        e.name: e.value
+        for e in apps.read_namespaced_deployment("svc", namespace)
+        .spec.template.spec.containers[0]
+        .env
+    }
     assert env == {"LLM_MODEL": "glm-3.5-turbo", "DISABLE_WEB_SEARCH": "true"}
 
     reverted = executor.revert(
-        namespace=namespace, target="svc", action_type="setEnv", before=outcome.before,
-        incident_uid="uid-1", action_id="0-setEnv", now=datetime.now(UTC),
+        namespace=namespace,
+        target="svc",
+        action_type="setEnv",
+        before=outcome.before,
+        incident_uid="uid-1",
+        action_id="0-setEnv",
+        now=datetime.now(UTC),
     )
     assert reverted.state == "Applied", reverted.message
-    env = {e.name: e.value for e in apps.read_namespaced_deployment("svc", namespace).spec.template.spec.containers[0].env}
+    env = {
+        e.name: e.value
+        for e in apps.read_namespaced_deployment("svc", namespace)
+        .spec.template.spec.containers[0]
+        .env
+    }
     assert env == {"LLM_MODEL": "glm-4.5"}
 
 
@@ -149,7 +187,10 @@ def test_restart_stamps_the_template_and_rolls(
     assert outcome.before == {"restartedAt": None}
     wait_rollout(apps, namespace, "svc")
     dep = apps.read_namespaced_deployment("svc", namespace)
-    assert dep.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] == outcome.after["restartedAt"]
+    assert (
+        dep.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"]
+        == outcome.after["restartedAt"]
+    )
     assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "2"
 
 
@@ -160,11 +201,17 @@ def test_maintenance_switches_the_service_and_reverts(
     apps.create_namespaced_deployment(namespace, deployment_manifest("svc", replicas=3))
     core.create_namespaced_service(
         namespace,
-        {"metadata": {"name": "svc"}, "spec": {"selector": {"app": "svc"}, "ports": [{"port": 80}]}},
+        {
+            "metadata": {"name": "svc"},
+            "spec": {"selector": {"app": "svc"}, "ports": [{"port": 80}]},
+        },
     )
     wait_rollout(apps, namespace, "svc")
     outcome = _apply(
-        executor, namespace, "maintenance", {"service": "svc", "backendSelector": {"app": "maintenance"}}
+        executor,
+        namespace,
+        "maintenance",
+        {"service": "svc", "backendSelector": {"app": "maintenance"}},
     )
     assert outcome.state == "Applied", outcome.message
     assert outcome.before == {"service": "svc", "selector": {"app": "svc"}, "replicas": 3}
@@ -172,8 +219,13 @@ def test_maintenance_switches_the_service_and_reverts(
     assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 0
 
     reverted = executor.revert(
-        namespace=namespace, target="svc", action_type="maintenance", before=outcome.before,
-        incident_uid="uid-1", action_id="0-maintenance", now=datetime.now(UTC),
+        namespace=namespace,
+        target="svc",
+        action_type="maintenance",
+        before=outcome.before,
+        incident_uid="uid-1",
+        action_id="0-maintenance",
+        now=datetime.now(UTC),
     )
     assert reverted.state == "Applied", reverted.message
     assert core.read_namespaced_service("svc", namespace).spec.selector == {"app": "svc"}

@@ -27,7 +27,13 @@ def test_deployment_rolls_out_and_keeps_revision_history(
     apps.patch_namespaced_deployment(
         "web",
         namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}}}},
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]}
+                }
+            }
+        },
     )
     wait_rollout(apps, namespace, "web")
     revisions = replica_sets_by_revision(apps, namespace, "web")
@@ -61,7 +67,9 @@ def test_rbac_denies_a_service_account_without_permissions(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
     )
     token = core.create_namespaced_service_account_token(
-        "nobody", namespace, client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[]))
+        "nobody",
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
     ).status.token
 
     restricted_config = client.Configuration()
@@ -82,14 +90,20 @@ def test_rbac_denies_a_service_account_without_permissions(
         namespace,
         {
             "metadata": {"name": "patch-deployments"},
-            "rules": [{"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}],
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "patch"]}
+            ],
         },
     )
     rbac.create_namespaced_role_binding(
         namespace,
         {
             "metadata": {"name": "nobody-patch"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "patch-deployments"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "patch-deployments",
+            },
             "subjects": [{"kind": "ServiceAccount", "name": "nobody", "namespace": namespace}],
         },
     )

@@ -32,7 +32,9 @@ def _kubectl(cluster: ClusterAccess, *args: str) -> subprocess.CompletedProcess[
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_example_applies_cleanly(cluster: ClusterAccess, crds: None, namespace: str, example: Path) -> None:
+def test_every_example_applies_cleanly(
+    cluster: ClusterAccess, crds: None, namespace: str, example: Path
+) -> None:
     result = _kubectl(cluster, "apply", "-n", namespace, "--validate=strict", "-f", str(example))
     assert result.returncode == 0, result.stderr
     assert "Warning" not in result.stderr, result.stderr
@@ -55,7 +57,9 @@ def test_malformed_resources_are_refused_naming_the_field(
 def test_kubectl_get_shows_severity_phase_target_age(
     cluster: ClusterAccess, crds: None, namespace: str
 ) -> None:
-    applied = _kubectl(cluster, "apply", "-n", namespace, "-f", str(ROOT / "examples/incidents/manual.yaml"))
+    applied = _kubectl(
+        cluster, "apply", "-n", namespace, "-f", str(ROOT / "examples/incidents/manual.yaml")
+    )
     assert applied.returncode == 0, applied.stderr
     result = _kubectl(cluster, "get", "inc", "-n", namespace)
     assert result.returncode == 0, result.stderr

@@ -19,7 +19,7 @@ def test_prometheus_scrapes_an_exporter_and_answers_a_query(tmp_path: Path) -> N
     gauge = Gauge("localkube_probe_value", "a value the test sets", registry=registry)
     gauge.set(42.5)
     port = free_port()
-    server, thread = start_http_server(port, addr="127.0.0.1", registry=registry)
+    server, _ = start_http_server(port, addr="127.0.0.1", registry=registry)
     prometheus = Prometheus(workdir=tmp_path / "prometheus")
     prometheus.start()
     try:
@@ -56,6 +56,10 @@ def test_alertmanager_accepts_an_alert_and_posts_the_webhook(
     assert payload["version"] == "4"
     assert payload["status"] == "firing"
     assert payload["alerts"][0]["labels"]["alertname"] == "HighErrorRate"
-    assert payload["groupLabels"] == {"alertname": "HighErrorRate", "namespace": "prod", "deployment": "web"}
+    assert payload["groupLabels"] == {
+        "alertname": "HighErrorRate",
+        "namespace": "prod",
+        "deployment": "web",
+    }
     assert alertmanager.process is not None
     assert group_members(alertmanager.process.pid) == []

@@ -29,7 +29,9 @@ def resources(api_client: client.ApiClient, namespace: str) -> Resources:
     return Resources(api_client, namespace)
 
 
-def _deploy(apps: client.AppsV1Api, namespace: str, *, replicas: int = 2, env: dict[str, str] | None = None) -> None:
+def _deploy(
+    apps: client.AppsV1Api, namespace: str, *, replicas: int = 2, env: dict[str, str] | None = None
+) -> None:
     manifest = deployment_manifest("web", image=GOOD, replicas=replicas)
     if env:
         manifest["spec"]["template"]["spec"]["containers"][0]["env"] = [
@@ -41,7 +43,9 @@ def _deploy(apps: client.AppsV1Api, namespace: str, *, replicas: int = 2, env: d
 
 def _ship(apps: client.AppsV1Api, namespace: str, new_image: str) -> None:
     apps.patch_namespaced_deployment(
-        "web", namespace, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": new_image}]}}}}
+        "web",
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": new_image}]}}}},
     )
     wait_rollout(apps, namespace, "web")
 
@@ -51,7 +55,11 @@ def _bad_image_fails(dep: dict[str, Any]) -> tuple[float, float]:
 
 
 def test_bad_deploy_is_rolled_back_verified_and_resolved(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace)
     _ship(apps, namespace, BAD)
@@ -59,8 +67,13 @@ def test_bad_deploy_is_rolled_back_verified_and_resolved(
         policy_manifest(
             "runbooks",
             app="web",
-            rules=[{"name": "bad-deploy", "when": {"severities": ["P0", "P1"], "recentRolloutWithin": "10m"},
-                    "actions": [{"rollback": {}}]}],
+            rules=[
+                {
+                    "name": "bad-deploy",
+                    "when": {"severities": ["P0", "P1"], "recentRolloutWithin": "10m"},
+                    "actions": [{"rollback": {}}],
+                }
+            ],
         )
     )
     with Responder(api_client, signals, namespace=namespace, name="web", health=_bad_image_fails):
@@ -78,7 +91,11 @@ def test_bad_deploy_is_rolled_back_verified_and_resolved(
     dep = apps.read_namespaced_deployment("web", namespace)
     assert dep.spec.template.spec.containers[0].image == GOOD
     assert status["verification"]["passed"] is True
-    assert {c["name"] for c in status["verification"]["checks"]} >= {"errorRate", "p95Latency", "podsReady"}
+    assert {c["name"] for c in status["verification"]["checks"]} >= {
+        "errorRate",
+        "p95Latency",
+        "podsReady",
+    }
     assert timeline_events(incident)[:3] == ["Detected", "Classified", "Planned"]
     assert timeline_events(incident)[-1] == "Resolved"
     for stamp in ("detectedAt", "mitigatedAt", "resolvedAt"):
@@ -92,13 +109,24 @@ def test_bad_deploy_is_rolled_back_verified_and_resolved(
         events = core.list_namespaced_event(namespace).items
         return {e.reason for e in events if e.involved_object.kind == kind}
 
-    wait_until(lambda: {"Classified", "ActionApplied", "Resolved"} <= reasons("Incident"), timeout=30,
-               what="Events on the Incident")
-    wait_until(lambda: "ActionApplied" in reasons("Deployment"), timeout=30, what="Events on the Deployment")
+    wait_until(
+        lambda: {"Classified", "ActionApplied", "Resolved"} <= reasons("Incident"),
+        timeout=30,
+        what="Events on the Incident",
+    )
+    wait_until(
+        lambda: "ActionApplied" in reasons("Deployment"),
+        timeout=30,
+        what="Events on the Deployment",
+    )
 
 
 def test_scale_up_is_capped_and_reverted_after_resolution(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace, replicas=2)
 
@@ -114,7 +142,9 @@ def test_scale_up_is_capped_and_reverted_after_resolution(
             revert_on_resolve=["scale"],
         )
     )
-    with Responder(api_client, signals, namespace=namespace, name="web", health=latency_by_replicas):
+    with Responder(
+        api_client, signals, namespace=namespace, name="web", health=latency_by_replicas
+    ):
         resources.create(incident_manifest("surge", target="web"))
         incident = resources.wait_phase("surge", "Resolved", "Escalated", "Failed")
     status = incident["status"]
@@ -129,7 +159,11 @@ def test_scale_up_is_capped_and_reverted_after_resolution(
 
 
 def test_restart_clears_a_leak(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace)
 
@@ -142,19 +176,27 @@ def test_restart_clears_a_leak(
     resources.create(
         policy_manifest("leak", app="web", rules=[{"name": "memory", "actions": [{"restart": {}}]}])
     )
-    with Responder(api_client, signals, namespace=namespace, name="web", health=leaky_until_restarted):
+    with Responder(
+        api_client, signals, namespace=namespace, name="web", health=leaky_until_restarted
+    ):
         resources.create(incident_manifest("leak", target="web"))
         incident = resources.wait_phase("leak", "Resolved", "Escalated", "Failed")
     status = incident["status"]
     assert status["phase"] == "Resolved", status.get("message")
     assert status["classification"]["severity"] == "P2"  # p95 8s: degraded
     [action] = status["actions"]
-    annotations = apps.read_namespaced_deployment("web", namespace).spec.template.metadata.annotations
+    annotations = apps.read_namespaced_deployment(
+        "web", namespace
+    ).spec.template.metadata.annotations
     assert annotations["kubectl.kubernetes.io/restartedAt"] == action["after"]["restartedAt"]
 
 
 def test_set_env_disables_a_feature_and_is_restored(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace, env={"LLM_MODEL": "glm-4.5"})
 
@@ -165,7 +207,9 @@ def test_set_env_disables_a_feature_and_is_restored(
         policy_manifest(
             "feature",
             app="web",
-            rules=[{"name": "search", "actions": [{"setEnv": {"env": {"DISABLE_WEB_SEARCH": "true"}}}]}],
+            rules=[
+                {"name": "search", "actions": [{"setEnv": {"env": {"DISABLE_WEB_SEARCH": "true"}}}]}
+            ],
             revert_on_resolve=["setEnv"],
         )
     )
@@ -174,33 +218,59 @@ def test_set_env_disables_a_feature_and_is_restored(
         incident = resources.wait_phase("search", "Resolved", "Escalated", "Failed")
     status = incident["status"]
     assert status["phase"] == "Resolved", status.get("message")
-    assert status["actions"][0]["before"] == {"container": "app", "env": {}, "unset": ["DISABLE_WEB_SEARCH"]}
+    assert status["actions"][0]["before"] == {
+        "container": "app",
+        "env": {},
+        "unset": ["DISABLE_WEB_SEARCH"],
+    }
     assert status["reverts"][0]["state"] == "Reverted"
-    env = container_env(api_client.sanitize_for_serialization(apps.read_namespaced_deployment("web", namespace)))
+    env = container_env(
+        api_client.sanitize_for_serialization(apps.read_namespaced_deployment("web", namespace))
+    )
     assert env == {"LLM_MODEL": "glm-4.5"}
 
 
 def test_ladder_moves_to_maintenance_then_escalates_and_manual_resolve_restores(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     core = client.CoreV1Api(api_client)
     _deploy(apps, namespace, replicas=3)
     core.create_namespaced_service(
-        namespace, {"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}
+        namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        },
     )
     resources.create(
         policy_manifest(
             "outage",
             app="web",
-            rules=[{"name": "outage", "actions": [
-                {"rollback": {}},
-                {"maintenance": {"service": "web", "backendSelector": {"app": "maintenance-page"}}},
-            ]}],
+            rules=[
+                {
+                    "name": "outage",
+                    "actions": [
+                        {"rollback": {}},
+                        {
+                            "maintenance": {
+                                "service": "web",
+                                "backendSelector": {"app": "maintenance-page"},
+                            }
+                        },
+                    ],
+                }
+            ],
             revert_on_resolve=["maintenance"],
             timeout="4s",
         )
     )
-    with Responder(api_client, signals, namespace=namespace, name="web", health=lambda dep: FAILING):
+    with Responder(
+        api_client, signals, namespace=namespace, name="web", health=lambda dep: FAILING
+    ):
         resources.create(incident_manifest("outage", target="web"))
         incident = resources.wait_phase("outage", "Escalated", "Resolved", "Failed")
     status = incident["status"]
@@ -208,7 +278,9 @@ def test_ladder_moves_to_maintenance_then_escalates_and_manual_resolve_restores(
     rollback, maintenance = status["actions"]
     assert rollback["state"] == "Skipped" and "no previous revision" in rollback["message"]
     assert maintenance["state"] == "Applied"
-    assert core.read_namespaced_service("web", namespace).spec.selector == {"app": "maintenance-page"}
+    assert core.read_namespaced_service("web", namespace).spec.selector == {
+        "app": "maintenance-page"
+    }
     assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 0
 
     resources.patch_incident("outage", {"resolve": True})
@@ -219,13 +291,21 @@ def test_ladder_moves_to_maintenance_then_escalates_and_manual_resolve_restores(
 
 
 def test_dry_run_records_the_plan_and_touches_nothing(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace)
     _ship(apps, namespace, BAD)
     before = apps.read_namespaced_deployment("web", namespace)
     resources.create(
-        policy_manifest("runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}, {"restart": {}}]}])
+        policy_manifest(
+            "runbooks",
+            app="web",
+            rules=[{"name": "any", "actions": [{"rollback": {}}, {"restart": {}}]}],
+        )
     )
     with Responder(api_client, signals, namespace=namespace, name="web", health=_bad_image_fails):
         resources.create(incident_manifest("drill", target="web", dryRun=True))
@@ -237,7 +317,11 @@ def test_dry_run_records_the_plan_and_touches_nothing(
 
 
 def test_approval_gate_waits_then_proceeds(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace, replicas=2)
     resources.create(
@@ -252,7 +336,9 @@ def test_approval_gate_waits_then_proceeds(
     def healthy_when_scaled(dep: dict[str, Any]) -> tuple[float, float]:
         return HEALTHY if dep["spec"]["replicas"] >= 4 else SLOW
 
-    with Responder(api_client, signals, namespace=namespace, name="web", health=healthy_when_scaled):
+    with Responder(
+        api_client, signals, namespace=namespace, name="web", health=healthy_when_scaled
+    ):
         resources.create(incident_manifest("gated", target="web"))
         waiting = resources.wait_phase("gated", "AwaitingApproval", "Escalated", "Resolved")
         assert waiting["status"]["phase"] == "AwaitingApproval"
@@ -265,16 +351,24 @@ def test_approval_gate_waits_then_proceeds(
 
 
 def test_cooldown_refuses_a_second_mitigation_of_the_same_target(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace)
     _ship(apps, namespace, BAD)
     resources.create(
-        policy_manifest("runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}])
+        policy_manifest(
+            "runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}]
+        )
     )
     with Responder(api_client, signals, namespace=namespace, name="web", health=_bad_image_fails):
         resources.create(incident_manifest("first", target="web"))
-        assert resources.wait_phase("first", "Resolved", "Escalated")["status"]["phase"] == "Resolved"
+        assert (
+            resources.wait_phase("first", "Resolved", "Escalated")["status"]["phase"] == "Resolved"
+        )
         _ship(apps, namespace, BAD)
         revision = apps.read_namespaced_deployment("web", namespace).metadata.annotations[
             "deployment.kubernetes.io/revision"
@@ -290,7 +384,11 @@ def test_cooldown_refuses_a_second_mitigation_of_the_same_target(
 
 
 def test_protected_namespace_is_refused(
-    api_client: client.ApiClient, apps: client.AppsV1Api, resources: Resources, namespace: str, signals: Any
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
 ) -> None:
     _deploy(apps, namespace)
     _ship(apps, namespace, BAD)
@@ -308,7 +406,10 @@ def test_protected_namespace_is_refused(
     assert incident["status"]["phase"] == "Escalated"
     assert "protected" in incident["status"]["message"]
     assert not incident["status"].get("actions")
-    assert apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0].image == BAD
+    assert (
+        apps.read_namespaced_deployment("web", namespace).spec.template.spec.containers[0].image
+        == BAD
+    )
 
 
 def test_prometheus_down_is_unknown_never_healthy(
@@ -320,7 +421,9 @@ def test_prometheus_down_is_unknown_never_healthy(
             "blind",
             app="web",
             prometheus_url=f"http://127.0.0.1:{free_port()}",
-            rules=[{"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": [{"restart": {}}]}],
+            rules=[
+                {"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": [{"restart": {}}]}
+            ],
         )
     )
     resources.create(incident_manifest("blind", target="web"))
@@ -349,26 +452,40 @@ def test_policy_status_reports_validity_and_coverage_without_touching_the_spec(
 ) -> None:
     apps.create_namespaced_deployment(namespace, deployment_manifest("web"))
     apps.create_namespaced_deployment(namespace, deployment_manifest("other"))
-    resources.create(policy_manifest("runbooks", app="web", rules=[{"name": "r", "actions": [{"restart": {}}]}]))
+    resources.create(
+        policy_manifest("runbooks", app="web", rules=[{"name": "r", "actions": [{"restart": {}}]}])
+    )
 
     def covered() -> list[str]:
-        return list((resources.policy("runbooks").get("status") or {}).get("coveredDeployments") or [])
+        return list(
+            (resources.policy("runbooks").get("status") or {}).get("coveredDeployments") or []
+        )
 
     wait_until(lambda: covered() == ["web"], timeout=30, what="the policy to cover web")
     canary = deployment_manifest("web-canary")
     canary["metadata"]["labels"]["app"] = "web"
     apps.create_namespaced_deployment(namespace, canary)
-    wait_until(lambda: covered() == ["web", "web-canary"], timeout=30, what="coverage to follow new Deployments")
+    wait_until(
+        lambda: covered() == ["web", "web-canary"],
+        timeout=30,
+        what="coverage to follow new Deployments",
+    )
     policy = resources.policy("runbooks")
     [valid] = policy["status"]["conditions"]
     assert (valid["type"], valid["status"], valid["reason"]) == ("Valid", "True", "Valid")
     assert policy["metadata"]["generation"] == 1
-    assert not any(k.startswith("mitigator.luminamind.io") for k in (policy["metadata"].get("annotations") or {}))
+    assert not any(
+        k.startswith("mitigator.luminamind.io")
+        for k in (policy["metadata"].get("annotations") or {})
+    )
     assert not policy["metadata"].get("finalizers")
 
 
 def test_escalation_webhooks_are_sent_recorded_and_retried(
-    apps: client.AppsV1Api, resources: Resources, namespace: str, webhook_receiver: tuple[str, list[Any]]
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    webhook_receiver: tuple[str, list[Any]],
 ) -> None:
     url, received = webhook_receiver
     _deploy(apps, namespace)
@@ -376,9 +493,16 @@ def test_escalation_webhooks_are_sent_recorded_and_retried(
         policy_manifest(
             "paging",
             app="web",
-            rules=[{"name": "p0-only", "when": {"severities": ["P0"]}, "actions": [{"restart": {}}]}],
+            rules=[
+                {"name": "p0-only", "when": {"severities": ["P0"]}, "actions": [{"restart": {}}]}
+            ],
             escalation=[
-                {"after": "0s", "level": 1, "name": "on-call", "webhook": f"http://127.0.0.1:{free_port()}/down"},
+                {
+                    "after": "0s",
+                    "level": 1,
+                    "name": "on-call",
+                    "webhook": f"http://127.0.0.1:{free_port()}/down",
+                },
                 {"after": "1s", "level": 2, "name": "engineering-lead", "webhook": url},
                 {"after": "2h", "level": 3, "name": "vp-engineering", "webhook": url},
             ],
@@ -392,8 +516,11 @@ def test_escalation_webhooks_are_sent_recorded_and_retried(
         status = resources.incident("page").get("status") or {}
         return {n["level"]: n for n in (status.get("escalation") or {}).get("levels") or []}
 
-    wait_until(lambda: 2 in notices() and (notices().get(1) or {}).get("attempts", 0) >= 2,
-               timeout=30, what="levels 1 and 2 to be notified (1 retried)")
+    wait_until(
+        lambda: 2 in notices() and (notices().get(1) or {}).get("attempts", 0) >= 2,
+        timeout=30,
+        what="levels 1 and 2 to be notified (1 retried)",
+    )
     levels = notices()
     assert levels[1]["delivered"] is False and levels[1]["lastError"]
     assert levels[2]["delivered"] is True

@@ -32,7 +32,9 @@ def own_namespace(api_client: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api_client)
     name = new_namespace_name("rs")
     core.create_namespace({"metadata": {"name": name, "labels": {TEST_NAMESPACE_LABEL: "true"}}})
-    wait_until(lambda: core.read_namespaced_service_account("default", name), timeout=30, what="default SA")
+    wait_until(
+        lambda: core.read_namespaced_service_account("default", name), timeout=30, what="default SA"
+    )
     yield name
     core.delete_namespace(name)
 
@@ -51,6 +53,7 @@ def _start_operator(
 
 
 def test_action_is_applied_once_across_an_operator_crash(
+    *,
     cluster: ClusterAccess,
     crds: None,
     prometheus: Prometheus,
@@ -65,17 +68,25 @@ def test_action_is_applied_once_across_an_operator_crash(
     apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
     wait_rollout(apps, namespace, "web")
     apps.patch_namespaced_deployment(
-        "web", namespace, {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}}
+        "web",
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
     )
     wait_rollout(apps, namespace, "web")
-    resources.create(policy_manifest("runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}]))
+    resources.create(
+        policy_manifest(
+            "runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}]
+        )
+    )
     log = tmp_path / "operator.log"
 
     def health(dep: dict[str, Any]) -> tuple[float, float]:
         return (0.3, 0.2) if image(dep) == BAD else (0.0, 0.2)
 
     with Responder(api_client, signals, namespace=namespace, name="web", health=health):
-        first = _start_operator(cluster, prometheus, namespace, log, MITIGATOR_FAILPOINTS="after-action-applied")
+        first = _start_operator(
+            cluster, prometheus, namespace, log, MITIGATOR_FAILPOINTS="after-action-applied"
+        )
         resources.create(incident_manifest("crash", target="web"))
         try:
             assert first.wait(timeout=60) == 137, log.read_text()[-3000:]
@@ -101,7 +112,9 @@ def test_action_is_applied_once_across_an_operator_crash(
     assert action["state"] == "Applied"
     assert "already applied" in action["message"]
     assert action["before"]["images"] == {"app": BAD}
-    assert any("recovered" in e["message"] for e in status["timeline"] if e["event"] == "ActionApplied")
+    assert any(
+        "recovered" in e["message"] for e in status["timeline"] if e["event"] == "ActionApplied"
+    )
     assert "Resolved" in timeline_events(incident)
     dep = apps.read_namespaced_deployment("web", namespace)
     assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == revision

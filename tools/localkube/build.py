@@ -80,7 +80,8 @@ def build_key() -> str:
     digest = hashlib.sha256(f"{KUBERNETES_VERSION}/{ETCD_VERSION}/{KWOK_VERSION}".encode())
     for path in sorted(GO_MODULES.glob("*/go.*")) + sorted(GO_MODULES.glob("*/*.go")):
         digest.update(path.read_bytes())
-    return f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}-{digest.hexdigest()[:12]}"
+    versions = f"k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}"
+    return f"{versions}-{digest.hexdigest()[:12]}"
 
 
 def bin_dir() -> Path:
@@ -117,13 +118,20 @@ def _build_missing(out: Path, *, log: bool) -> None:
         partial = out / f".partial-{target.step}"
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir()
-        cmd = ["go", "build", "-trimpath", f"-ldflags={target.ldflags}", *_output_flag(target, partial)]
+        cmd = [
+            "go",
+            "build",
+            "-trimpath",
+            f"-ldflags={target.ldflags}",
+            *_output_flag(target, partial),
+        ]
         proc = subprocess.run(
             [*cmd, *target.packages],
             cwd=GO_MODULES / target.module_dir,
             env=_GO_ENV,
             capture_output=True,
             text=True,
+            check=False,
         )
         if proc.returncode != 0:
             raise BuildError(
@@ -151,6 +159,7 @@ def _copy_kwok_stages(destination: Path) -> None:
         env=_GO_ENV,
         capture_output=True,
         text=True,
+        check=False,
     )
     if proc.returncode != 0:
         raise BuildError(f"locating kwok's module for its stage files failed:\n{proc.stderr}")

@@ -7,9 +7,11 @@ process groups so another process (``make cluster-down``) can stop them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import ssl
 import tempfile
 import time
@@ -294,7 +296,9 @@ class LocalCluster:
                     },
                 }
             ],
-            "contexts": [{"name": "localkube", "context": {"cluster": "localkube", "user": "admin"}}],
+            "contexts": [
+                {"name": "localkube", "context": {"cluster": "localkube", "user": "admin"}}
+            ],
             "current-context": "localkube",
         }
         self.kubeconfig.write_text(yaml.safe_dump(config))
@@ -310,8 +314,6 @@ class LocalCluster:
 
 def stop_from_state(workdir: Path, *, timeout: float = 15.0) -> list[str]:
     """Stop a cluster started by another process, from its ``state.json``."""
-    import signal
-
     state_file = workdir / "state.json"
     if not state_file.exists():
         return []
@@ -328,10 +330,8 @@ def stop_from_state(workdir: Path, *, timeout: float = 15.0) -> list[str]:
 
 
 def _killpg(pgid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _http_ok(url: str) -> bool:

@@ -3,6 +3,7 @@ stopped as a group (TERM, then KILL), so nothing outlives the harness."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -30,7 +31,7 @@ class ManagedProcess:
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
-            self.popen = subprocess.Popen(  # noqa: S603 - argv is built by the harness
+            self.popen = subprocess.Popen(
                 self.argv,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -69,10 +70,8 @@ class ManagedProcess:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def group_members(pgid: int) -> list[int]:
@@ -102,7 +101,7 @@ def wait_until(
         try:
             if predicate():
                 return
-        except Exception as exc:  # noqa: BLE001 - the last failure is reported below
+        except Exception as exc:
             last_error = exc
         time.sleep(interval)
     detail = f" (last error: {last_error!r})" if last_error else ""

@@ -228,7 +228,9 @@ def build_revert(
     if action_type == "scale":
         current = int(deployment["spec"].get("replicas", 1))
         return Change(
-            deployment_ops=[{"op": "replace", "path": "/spec/replicas", "value": before["replicas"]}],
+            deployment_ops=[
+                {"op": "replace", "path": "/spec/replicas", "value": before["replicas"]}
+            ],
             before={"replicas": current},
             after={"replicas": before["replicas"]},
             message=f"reverted scale of {name}: {current} -> {before['replicas']} replicas",
@@ -247,14 +249,19 @@ def build_revert(
         unset_note = f", unset {', '.join(sorted(unset))}" if unset else ""
         return Change(
             deployment_ops=_env_ops(index, restored),
-            before={"container": spec["name"], "env": {k: current_values.get(k) for k in touched if k in current_values}},
+            before={
+                "container": spec["name"],
+                "env": {k: current_values.get(k) for k in touched if k in current_values},
+            },
             after={"container": spec["name"], "env": dict(previous), "unset": sorted(unset)},
             message=f"restored env {dict(previous)}{unset_note} on {name}/{spec['name']}",
         )
     if action_type == "maintenance":
         assert service is not None, "maintenance revert needs the Service"
         return Change(
-            deployment_ops=[{"op": "replace", "path": "/spec/replicas", "value": before["replicas"]}],
+            deployment_ops=[
+                {"op": "replace", "path": "/spec/replicas", "value": before["replicas"]}
+            ],
             service_name=service["metadata"]["name"],
             service_ops=[{"op": "add", "path": "/spec/selector", "value": before["selector"]}],
             before={

@@ -123,7 +123,9 @@ class ActionExecutor:
                 )
         else:
             raise builders.ActionRefused(f"unknown action type {action_type!r}")
-        self._write(namespace, deployment, service, change, key=key, action_type=action_type, now=now)
+        self._write(
+            namespace, deployment, service, change, key=key, action_type=action_type, now=now
+        )
         return ActionOutcome("Applied", change.message, before=change.before, after=change.after)
 
     def revert(
@@ -156,7 +158,9 @@ class ActionExecutor:
             self._write(
                 namespace, deployment, service, change, key=key, action_type=action_type, now=now
             )
-            return ActionOutcome("Applied", change.message, before=change.before, after=change.after)
+            return ActionOutcome(
+                "Applied", change.message, before=change.before, after=change.after
+            )
         except NotFound as exc:
             return ActionOutcome("Failed", str(exc))
         except builders.ActionRefused as exc:

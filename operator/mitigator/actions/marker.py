@@ -45,8 +45,16 @@ def record_ops(obj: JsonObject, record: JsonObject) -> list[JsonObject]:
     kept = [r for r in records(obj) if r.get("key") != record["key"]][-(MAX_RECORDS - 1) :]
     value = json.dumps([*kept, record], separators=(",", ":"), sort_keys=True)
     if obj.get("metadata", {}).get("annotations") is None:
-        return [{"op": "add", "path": "/metadata/annotations", "value": {ACTIONS_ANNOTATION: value}}]
-    return [{"op": "add", "path": f"/metadata/annotations/{_escape(ACTIONS_ANNOTATION)}", "value": value}]
+        return [
+            {"op": "add", "path": "/metadata/annotations", "value": {ACTIONS_ANNOTATION: value}}
+        ]
+    return [
+        {
+            "op": "add",
+            "path": f"/metadata/annotations/{_escape(ACTIONS_ANNOTATION)}",
+            "value": value,
+        }
+    ]
 
 
 def precondition_ops(obj: JsonObject) -> list[JsonObject]:
@@ -57,5 +65,7 @@ def precondition_ops(obj: JsonObject) -> list[JsonObject]:
     reason). A Service has no generation; its selector, the field we switch, is tested.
     """
     if "generation" in obj.get("metadata", {}):
-        return [{"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]}]
+        return [
+            {"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]}
+        ]
     return [{"op": "test", "path": "/spec/selector", "value": obj.get("spec", {}).get("selector")}]

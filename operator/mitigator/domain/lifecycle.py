@@ -139,7 +139,12 @@ def step_of(record: ActionRecord) -> ActionStep:
 
 class _Tick:
     def __init__(
-        self, view: IncidentView, *, world: World, now: datetime, protected_namespaces: Iterable[str]
+        self,
+        view: IncidentView,
+        *,
+        world: World,
+        now: datetime,
+        protected_namespaces: Iterable[str],
     ) -> None:
         self.view = view
         self.spec = view.spec
@@ -171,7 +176,9 @@ class _Tick:
     ) -> None:
         entry = timeline_entry(event.value, message, at=self.now)
         self.timeline = list(append_timeline(self.timeline, entry))
-        self.events.append(Event("Warning" if warning else "Normal", event.value, message, on_target))
+        self.events.append(
+            Event("Warning" if warning else "Normal", event.value, message, on_target)
+        )
 
     def target(self) -> TargetSnapshot:
         if self._snapshot is None:
@@ -202,12 +209,16 @@ class _Tick:
             provider, queries=queries, namespace=self.view.namespace, name=self.spec.target.name
         )
         pods = self.target().pods or PodHealth(desired=0, ready=0)
-        return Evidence(error_rate=error_rate, p95_seconds=p95, pods=pods, labels=self.spec.source.labels)
+        return Evidence(
+            error_rate=error_rate, p95_seconds=p95, pods=pods, labels=self.spec.source.labels
+        )
 
     def firing_alerts(self, policy: PolicySpec | None) -> int | None:
         provider = self.world.metrics(policy.metrics.prometheus_url if policy else None)
         sample = provider.query(
-            FIRING_ALERTS_QUERY.substitute(namespace=self.view.namespace, name=self.spec.target.name)
+            FIRING_ALERTS_QUERY.substitute(
+                namespace=self.view.namespace, name=self.spec.target.name
+            )
         )
         value = usable_value(sample)
         return int(value) if value is not None else None
@@ -275,7 +286,9 @@ class _Tick:
             origin = spec.source.type.value
             if spec.source.alertname:
                 origin += f" alert {spec.source.alertname}"
-            self.note(TimelineEvent.DETECTED, f"incident on Deployment {spec.target.name} ({origin})")
+            self.note(
+                TimelineEvent.DETECTED, f"incident on Deployment {spec.target.name} ({origin})"
+            )
         target = self.target()
         if not target.exists:
             self.fail(f"Deployment {namespace}/{spec.target.name} not found")
@@ -307,7 +320,9 @@ class _Tick:
             spec,
             policy,
             severity=severity,
-            last_rollout_age=(self.now - target.last_rollout_at) if target.last_rollout_at else None,
+            last_rollout_age=(self.now - target.last_rollout_at)
+            if target.last_rollout_at
+            else None,
         )
         if plan.is_empty:
             self.escalate(
@@ -348,7 +363,8 @@ class _Tick:
             self.enter(Phase.AWAITING_APPROVAL, f"steps {', '.join(needing)} need approval")
             self.note(
                 TimelineEvent.AWAITING_APPROVAL,
-                f"waiting for spec.approved: true (policy requires approval for {', '.join(needing)})",
+                "waiting for spec.approved: true "
+                f"(policy requires approval for {', '.join(needing)})",
             )
             return
         self.enter(Phase.MITIGATING, "applying the plan")
@@ -373,7 +389,7 @@ class _Tick:
         if record.state is not ActionState.PENDING:
             self.next_step()  # a step already settled (e.g. skipped): move on
             return
-        policy_name, policy, reason = self.policy()
+        _, policy, reason = self.policy()
         if policy is None:
             self.escalate(f"stopped before step {record.id}: {reason}")
             return
@@ -394,7 +410,9 @@ class _Tick:
         if busy:
             self.set(message=f"waiting before step {record.id}: {busy}")
             return
-        self.note(TimelineEvent.ACTION_STARTED, f"step {record.id}: {record.type.value} {record.params}")
+        self.note(
+            TimelineEvent.ACTION_STARTED, f"step {record.id}: {record.type.value} {record.params}"
+        )
         outcome = self.world.apply(
             namespace=self.view.namespace,
             target=self.spec.target.name,
@@ -464,7 +482,8 @@ class _Tick:
                 if record.finished_at and self.now - record.finished_at > limit:
                     self.note(
                         TimelineEvent.VERIFICATION_FAILED,
-                        f"the rollout after step {record.id} did not complete within {format_duration(limit)}",
+                        f"the rollout after step {record.id} did not complete "
+                        f"within {format_duration(limit)}",
                         warning=True,
                     )
                     self.next_step()
@@ -482,7 +501,11 @@ class _Tick:
         passing_since = (previous.passing_since or self.now) if result.passed else None
         self.set(
             verification=result.model_copy(
-                update={"at": self.now, "window_started_at": started, "passing_since": passing_since}
+                update={
+                    "at": self.now,
+                    "window_started_at": started,
+                    "passing_since": passing_since,
+                }
             )
         )
         if result.passed and passing_since is not None and self.now - passing_since >= window:

@@ -5,7 +5,6 @@ delays a mitigation."""
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,9 +49,15 @@ def _payload(meta: kopf.Meta, status: IncidentStatus, level: Any, target: str) -
 
 
 @kopf.timer(
-    API_GROUP, API_VERSION, INCIDENT_PLURAL, backoff=2, interval=_SETTINGS.escalation_tick_seconds, when=_unresolved
+    API_GROUP,
+    API_VERSION,
+    INCIDENT_PLURAL,
+    backoff=2,
+    interval=_SETTINGS.escalation_tick_seconds,
+    when=_unresolved,
 )
 def escalate(
+    *,
     spec: kopf.Spec,
     status: kopf.Status,
     meta: kopf.Meta,
@@ -66,7 +71,9 @@ def escalate(
     if incident.detected_at is None or not incident.policy:
         return
     world: ClusterWorld = memo.world
-    policy = next((c.spec for c in world.policies(meta["namespace"]) if c.name == incident.policy), None)
+    policy = next(
+        (c.spec for c in world.policies(meta["namespace"]) if c.name == incident.policy), None
+    )
     if policy is None or not policy.escalation:
         return
     now = datetime.now(UTC)
@@ -82,10 +89,7 @@ def escalate(
         return
     for level in due.due:
         payload = _payload(meta, incident, level, str(spec.get("target", {}).get("name")))
-        if level.webhook:
-            delivery = post_webhook(level.webhook, payload)
-        else:
-            delivery = None
+        delivery = post_webhook(level.webhook, payload) if level.webhook else None
         current = record_notification(
             current,
             level,
@@ -94,7 +98,11 @@ def escalate(
             error=delivery.error if delivery else None,
         )
         outcome = (
-            "no webhook" if delivery is None else "delivered" if delivery.delivered else f"failed: {delivery.error}"
+            "no webhook"
+            if delivery is None
+            else "delivered"
+            if delivery.delivered
+            else f"failed: {delivery.error}"
         )
         kopf.event(
             body,

@@ -3,7 +3,6 @@ through kopf's patch, post its events. A timer drives progress; no handler sleep
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -23,7 +22,14 @@ from mitigator.models import (
 )
 
 _SETTINGS = OperatorSettings.from_environment()
-_LIVE_PHASES = {None, "", Phase.TRIAGING, Phase.AWAITING_APPROVAL, Phase.MITIGATING, Phase.VERIFYING}
+_LIVE_PHASES = {
+    None,
+    "",
+    Phase.TRIAGING,
+    Phase.AWAITING_APPROVAL,
+    Phase.MITIGATING,
+    Phase.VERIFYING,
+}
 
 
 def _needs_tick(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
@@ -36,11 +42,24 @@ def _post_events(result: Advance, body: kopf.Body, target: dict[str, Any]) -> No
     for event in result.events:
         kopf.event(body, type=event.type, reason=event.reason, message=event.message)
         if event.on_target:
-            kopf.event(kopf.Body(cast(kopf.RawBody, target)), type=event.type, reason=event.reason, message=event.message)
+            kopf.event(
+                kopf.Body(cast(kopf.RawBody, target)),
+                type=event.type,
+                reason=event.reason,
+                message=event.message,
+            )
 
 
-@kopf.timer(API_GROUP, API_VERSION, INCIDENT_PLURAL, backoff=2, interval=_SETTINGS.tick_seconds, when=_needs_tick)
+@kopf.timer(
+    API_GROUP,
+    API_VERSION,
+    INCIDENT_PLURAL,
+    backoff=2,
+    interval=_SETTINGS.tick_seconds,
+    when=_needs_tick,
+)
 def tick(
+    *,
     spec: kopf.Spec,
     status: kopf.Status,
     body: kopf.Body,
@@ -100,4 +119,10 @@ def tick(
     }
     _post_events(result, body, target)
     if result.status.phase != view.status.phase:
-        logger.info("incident %s/%s: %s -> %s", view.namespace, view.name, view.status.phase, result.status.phase)
+        logger.info(
+            "incident %s/%s: %s -> %s",
+            view.namespace,
+            view.name,
+            view.status.phase,
+            result.status.phase,
+        )

@@ -81,11 +81,15 @@ def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObje
 
 
 @kopf.on.event(API_GROUP, API_VERSION, POLICY_PLURAL)
-def policy_changed(event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any) -> None:
+def policy_changed(
+    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any
+) -> None:
     if event.get("type") == "DELETED":
         return
     world: ClusterWorld = memo.world
-    changes = policy_status(dict(body), world.kube.list_deployments(str(body["metadata"]["namespace"])))
+    changes = policy_status(
+        dict(body), world.kube.list_deployments(str(body["metadata"]["namespace"]))
+    )
     if changes:
         patch.status.update(changes)
 

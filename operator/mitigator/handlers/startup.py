@@ -28,7 +28,9 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
     memo.config = config
-    memo.world = ClusterWorld(KubeClient.from_environment(), default_prometheus_url=config.prometheus_url)
+    memo.world = ClusterWorld(
+        KubeClient.from_environment(), default_prometheus_url=config.prometheus_url
+    )
     logger.info(
         "mitigator configured: prometheus=%s protected=%s tick=%ss",
         config.prometheus_url,

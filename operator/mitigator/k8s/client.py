@@ -107,7 +107,9 @@ class KubeClient:
         return [
             rs
             for rs in _decode(response)["items"]
-            if any(ref.get("uid") == meta["uid"] for ref in rs["metadata"].get("ownerReferences", []))
+            if any(
+                ref.get("uid") == meta["uid"] for ref in rs["metadata"].get("ownerReferences", [])
+            )
         ]
 
     def pods_of(self, deployment: JsonObject) -> list[JsonObject]:
@@ -122,7 +124,9 @@ class KubeClient:
 
     def read_service(self, namespace: str, name: str) -> JsonObject:
         try:
-            return _decode(self.core.read_namespaced_service(name, namespace, _preload_content=False))
+            return _decode(
+                self.core.read_namespaced_service(name, namespace, _preload_content=False)
+            )
         except ApiException as exc:
             raise _translate(exc, f"Service {namespace}/{name}") from exc
 

@@ -29,10 +29,19 @@ def pod_health(deployment: JsonObject, pods: list[JsonObject]) -> PodHealth:
         if pod["metadata"].get("deletionTimestamp"):
             continue
         status = pod.get("status") or {}
-        containers = [*(status.get("containerStatuses") or []), *(status.get("initContainerStatuses") or [])]
-        if any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []):
+        containers = [
+            *(status.get("containerStatuses") or []),
+            *(status.get("initContainerStatuses") or []),
+        ]
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True"
+            for c in status.get("conditions") or []
+        ):
             ready += 1
-        if any(((c.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff" for c in containers):
+        if any(
+            ((c.get("state") or {}).get("waiting") or {}).get("reason") == "CrashLoopBackOff"
+            for c in containers
+        ):
             crash_looping += 1
         if any(
             ((c.get(key) or {}).get("terminated") or {}).get("reason") == "OOMKilled"

@@ -9,9 +9,9 @@ from __future__ import annotations
 import math
 
 import requests
-from urllib3.util.retry import Retry
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.util.retry import Retry
 
 from mitigator.models.evidence import MetricSample
 
@@ -34,7 +34,9 @@ class PrometheusProvider:
                 query=promql, params={"timeout": f"{int(self.timeout_seconds * 1000)}ms"}
             )
         except (requests.ConnectionError, requests.Timeout) as exc:
-            return MetricSample.unreachable(f"Prometheus at {self.url} unreachable: {exc.__class__.__name__}")
+            return MetricSample.unreachable(
+                f"Prometheus at {self.url} unreachable: {exc.__class__.__name__}"
+            )
         except PrometheusApiClientException as exc:
             return MetricSample.error(f"Prometheus rejected the query: {exc}")
         except requests.RequestException as exc:
@@ -54,5 +56,7 @@ def _reduce(result: object) -> MetricSample:
         values = []
     finite = [v for v in values if not math.isnan(v)]
     if not finite:
-        return MetricSample.no_data("the query returned no samples" if not values else "NaN (no traffic)")
+        return MetricSample.no_data(
+            "the query returned no samples" if not values else "NaN (no traffic)"
+        )
     return MetricSample.ok(max(finite))
