@@ -1,0 +1,133 @@
+"""A fake of the lifecycle's World port: a target, metric values, policies, and a log of
+what the lifecycle asked to apply or revert. Mutable, so a test can change the world between
+ticks the way a rollout or a recovery would."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from mitigator.domain.lifecycle import Advance, IncidentView, advance
+from mitigator.domain.selection import PolicyCandidate
+from mitigator.models import ActionStep, ActionType, IncidentSpec, IncidentStatus, PolicySpec
+from mitigator.models.evidence import AppliedRecord, MetricSample, PodHealth, TargetSnapshot
+from mitigator.models.outcomes import ActionOutcome
+from tests.unit.factories import NOW
+
+
+@dataclass
+class FakeProvider:
+    world: FakeWorld
+
+    def query(self, promql: str) -> MetricSample:
+        if self.world.prometheus_down:
+            return MetricSample.unreachable("connection refused")
+        if "ALERTS" in promql:
+            return MetricSample.ok(float(self.world.firing_alerts))
+        if "p95" in promql or "duration" in promql:
+            return MetricSample.ok(self.world.p95_seconds)
+        return MetricSample.ok(self.world.error_rate)
+
+
+@dataclass
+class FakeWorld:
+    policies_: list[PolicyCandidate] = field(default_factory=list)
+    error_rate: float = 0.0
+    p95_seconds: float = 0.5
+    firing_alerts: int = 0
+    prometheus_down: bool = False
+    pods: PodHealth = field(default_factory=lambda: PodHealth(desired=3, ready=3))
+    labels: dict[str, str] = field(default_factory=lambda: {"app": "luminamind"})
+    applied: list[AppliedRecord] = field(default_factory=list)
+    last_rollout_at: datetime | None = None
+    busy: int = 0
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+    calls: list[tuple[str, str]] = field(default_factory=list)
+    reverted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
+        return TargetSnapshot(
+            exists=True,
+            uid="target-uid",
+            labels=self.labels,
+            pods=self.pods,
+            last_rollout_at=self.last_rollout_at,
+            applied=tuple(self.applied),
+        )
+
+    def metrics(self, prometheus_url: str | None) -> FakeProvider:
+        return FakeProvider(self)
+
+    def policies(self, namespace: str) -> Sequence[PolicyCandidate]:
+        return self.policies_
+
+    def active_mitigations(self, namespace: str, *, excluding: str) -> int:
+        return self.busy
+
+    def apply(
+        self,
+        *,
+        namespace: str,
+        target: str,
+        step: ActionStep,
+        incident_uid: str,
+        action_id: str,
+        max_replicas: int,
+        now: datetime,
+    ) -> ActionOutcome:
+        self.calls.append((action_id, step.action_type.value))
+        outcome = (
+            self.outcomes.pop(0)
+            if self.outcomes
+            else ActionOutcome("Applied", f"applied {action_id}", before={"replicas": 2})
+        )
+        if outcome.state == "Applied":
+            self.applied.append(
+                AppliedRecord(f"{incident_uid}/{action_id}", step.action_type.value, now)
+            )
+        return outcome
+
+    def revert(
+        self,
+        *,
+        namespace: str,
+        target: str,
+        action_type: ActionType,
+        before: dict[str, Any],
+        incident_uid: str,
+        action_id: str,
+        now: datetime,
+    ) -> ActionOutcome:
+        self.reverted.append((action_id, before))
+        return ActionOutcome("Applied", f"reverted {action_id}")
+
+
+class Driver:
+    """Ticks an incident against a FakeWorld, carrying its status from tick to tick."""
+
+    def __init__(self, world: FakeWorld, spec: IncidentSpec, *, namespace: str = "prod") -> None:
+        self.world, self.spec, self.namespace = world, spec, namespace
+        self.status = IncidentStatus()
+        self.now = NOW
+        self.last: Advance | None = None
+
+    def tick(
+        self, *, after: timedelta = timedelta(seconds=1), **spec_changes: Any
+    ) -> IncidentStatus:
+        self.now += after
+        if spec_changes:
+            self.spec = self.spec.model_copy(update=spec_changes)
+        view = IncidentView(self.namespace, "inc", "inc-uid", 1, self.spec, self.status)
+        self.last = advance(view, world=self.world, now=self.now, protected_namespaces=())
+        # Round-trip through the wire form, as the API server would store it.
+        self.status = IncidentStatus.model_validate(self.last.status.to_api_dict())
+        return self.status
+
+    def events(self) -> list[str]:
+        return [entry.event for entry in self.status.timeline or ()]
+
+
+def with_policy(world: FakeWorld, spec: PolicySpec, name: str = "runbooks") -> FakeWorld:
+    return replace(world, policies_=[PolicyCandidate(name, spec)])

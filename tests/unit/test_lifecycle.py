@@ -1,0 +1,231 @@
+"""The incident lifecycle, tick by tick, against a fake World: every transition, guardrail
+and record, without a server."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mitigator.domain.selection import PolicyCandidate
+from mitigator.models import ActionState, Phase, Severity
+from mitigator.models.evidence import AppliedRecord, PodHealth
+from mitigator.models.outcomes import ActionOutcome
+from tests.unit.factories import NOW, incident, policy
+from tests.unit.fake_world import Driver, FakeWorld, with_policy
+
+LADDER = [{"rollback": {}}, {"scale": {"increment": 2}}]
+FAST = {"window": "10s", "timeout": "30s"}
+
+
+def _world(**policy_spec: object) -> FakeWorld:
+    spec = {
+        "rules": [{"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": LADDER}],
+        "verification": FAST,
+        **policy_spec,
+    }
+    return with_policy(FakeWorld(error_rate=0.2), policy(**spec))
+
+
+def test_a_p1_is_planned_and_its_first_step_applied_in_the_first_tick() -> None:
+    world = _world()
+    driver = Driver(world, incident())
+    status = driver.tick()
+    assert status.phase is Phase.VERIFYING
+    assert status.severity is Severity.P1
+    assert [a.state for a in status.actions or ()] == [ActionState.APPLIED, ActionState.PENDING]
+    assert world.calls == [("0-rollback", "rollback")]
+    assert driver.events()[:4] == ["Detected", "Classified", "Planned", "ActionStarted"]
+    assert status.detected_at == status.mitigated_at == driver.now
+
+
+def test_resolved_only_after_the_checks_hold_for_the_whole_window() -> None:
+    world = _world()
+    driver = Driver(world, incident())
+    driver.tick()
+    world.error_rate = 0.0
+    assert driver.tick().phase is Phase.VERIFYING  # window starts
+    assert driver.tick(after=timedelta(seconds=6)).phase is Phase.VERIFYING
+    world.error_rate = 0.2  # a relapse resets the clock
+    assert driver.tick(after=timedelta(seconds=3)).verification.passing_since is None  # type: ignore[union-attr]
+    world.error_rate = 0.0
+    driver.tick()
+    assert driver.tick(after=timedelta(seconds=9)).phase is Phase.VERIFYING
+    status = driver.tick(after=timedelta(seconds=2))
+    assert status.phase is Phase.RESOLVED
+    assert status.resolved_at == driver.now
+    assert world.calls == [("0-rollback", "rollback")]
+
+
+def test_verification_waits_for_the_rollout_before_the_window_starts() -> None:
+    world = _world()
+    driver = Driver(world, incident())
+    driver.tick()
+    world.error_rate = 0.0
+    world.pods = PodHealth(desired=3, ready=2, rollout_in_progress=True)
+    status = driver.tick(after=timedelta(seconds=20))
+    assert status.verification is not None and status.verification.window_started_at is None
+    world.pods = PodHealth(desired=3, ready=3)
+    assert driver.tick().verification.window_started_at == driver.now  # type: ignore[union-attr]
+
+
+def test_a_failed_verification_moves_down_the_ladder_then_escalates() -> None:
+    world = _world()
+    driver = Driver(world, incident())
+    driver.tick()
+    driver.tick()  # window starts
+    status = driver.tick(after=timedelta(seconds=31))
+    assert world.calls == [("0-rollback", "rollback"), ("1-scale", "scale")]
+    assert status.current_step == 1 and status.phase is Phase.VERIFYING
+    assert "VerificationFailed" in driver.events()
+    driver.tick()
+    status = driver.tick(after=timedelta(seconds=31))
+    assert status.phase is Phase.ESCALATED
+    assert "every step" in (status.message or "")
+
+
+def test_a_skipped_step_moves_on_at_once_and_a_retryable_failure_does_not() -> None:
+    world = _world()
+    world.outcomes = [ActionOutcome("Skipped", "no previous revision")]
+    driver = Driver(world, incident())
+    status = driver.tick()
+    assert [a.state for a in status.actions or ()] == [ActionState.SKIPPED, ActionState.APPLIED]
+    retry_world = _world()
+    retry_world.outcomes = [ActionOutcome("Failed", "conflict", retryable=True)]
+    retry = Driver(retry_world, incident())
+    status = retry.tick()
+    assert status.phase is Phase.MITIGATING and status.actions[0].state is ActionState.PENDING  # type: ignore[index]
+    assert retry.tick().actions[0].state is ActionState.APPLIED  # type: ignore[index]
+
+
+def test_cooldown_refuses_when_another_incident_changed_the_target_recently() -> None:
+    world = _world(guardrails={"cooldown": "10m"})
+    world.applied = [AppliedRecord("other-uid/0-rollback", "rollback", NOW - timedelta(minutes=3))]
+    status = Driver(world, incident()).tick()
+    assert status.phase is Phase.ESCALATED and "cooldown" in (status.message or "")
+    assert world.calls == []
+    world.applied = [AppliedRecord("other-uid/0-rollback", "rollback", NOW - timedelta(minutes=11))]
+    assert Driver(world, incident()).tick().phase is Phase.VERIFYING
+
+
+def test_hourly_cap_and_concurrency() -> None:
+    capped = _world(guardrails={"maxActionsPerHour": 2, "cooldown": "1s"})
+    capped.applied = [
+        AppliedRecord(f"x/{i}", "scale", NOW - timedelta(minutes=10)) for i in range(2)
+    ]
+    status = Driver(capped, incident()).tick()
+    assert status.phase is Phase.ESCALATED and "last hour" in (status.message or "")
+    assert capped.calls == []
+    busy = _world(guardrails={"maxConcurrentMitigations": 1})
+    busy.busy = 1
+    driver = Driver(busy, incident())
+    assert driver.tick().phase is Phase.MITIGATING
+    assert busy.calls == []
+    busy.busy = 0
+    assert driver.tick().phase is Phase.VERIFYING
+
+
+def test_dry_run_plans_and_touches_nothing() -> None:
+    world = _world()
+    status = Driver(world, incident(dryRun=True)).tick()
+    assert status.phase is Phase.ESCALATED
+    assert [a.state for a in status.actions or ()] == [ActionState.DRY_RUN] * 2
+    assert world.calls == []
+
+
+def test_approval_gate() -> None:
+    world = _world(guardrails={"requireApprovalFor": ["rollback"]})
+    driver = Driver(world, incident())
+    assert driver.tick().phase is Phase.AWAITING_APPROVAL
+    assert driver.tick(after=timedelta(minutes=5)).phase is Phase.AWAITING_APPROVAL
+    assert world.calls == []
+    assert driver.tick(approved=True).phase is Phase.VERIFYING
+    assert world.calls == [("0-rollback", "rollback")]
+
+
+def test_protected_namespaces_are_never_touched() -> None:
+    for namespace, extra in (
+        ("kube-system", {}),
+        ("payments", {"guardrails": {"protectedNamespaces": ["payments"]}}),
+    ):
+        world = _world(**extra)
+        status = Driver(world, incident(), namespace=namespace).tick()
+        assert status.phase is Phase.ESCALATED and "protected" in (status.message or "")
+        assert world.calls == []
+
+
+def test_missing_evidence_is_unknown_and_not_acted_on_unless_the_policy_says_so() -> None:
+    world = _world()
+    world.prometheus_down = True
+    status = Driver(world, incident()).tick()
+    assert status.classification is not None
+    assert status.classification.severity is Severity.UNKNOWN
+    assert status.classification.evidence_complete is False
+    assert status.phase is Phase.ESCALATED and world.calls == []
+    acting = _world(guardrails={"actOnUnknown": True})
+    acting.prometheus_down = True
+    labelled = incident(source={"type": "alertmanager", "labels": {"severity": "critical"}})
+    assert Driver(acting, labelled).tick().severity is Severity.P1
+    assert acting.calls == [("0-rollback", "rollback")]
+
+
+def test_no_policy_or_an_invalid_one_escalates_with_the_reason() -> None:
+    world = FakeWorld(error_rate=0.2)
+    status = Driver(world, incident(severity="P1")).tick()
+    assert status.phase is Phase.ESCALATED and "no valid MitigationPolicy" in (status.message or "")
+    world.policies_ = [PolicyCandidate("broken", None, "spec.rules: required")]
+    status = Driver(world, incident(policyRef={"name": "broken"})).tick()
+    assert "invalid" in (status.message or "") and world.calls == []
+
+
+def test_resolution_reverts_what_the_policy_names_newest_first() -> None:
+    world = _world(revertOnResolve=["scale"])
+    world.outcomes = [ActionOutcome("Skipped", "no previous revision")]
+    driver = Driver(world, incident())
+    driver.tick()
+    world.error_rate = 0.0
+    driver.tick()
+    status = driver.tick(after=timedelta(seconds=11))
+    assert status.phase is Phase.RESOLVED
+    assert world.reverted == [("1-scale", {"replicas": 2})]
+    assert [r.state for r in status.reverts or ()] == [ActionState.REVERTED]
+
+
+def test_a_person_can_resolve_an_escalated_incident() -> None:
+    world = _world(revertOnResolve=["scale"])
+    driver = Driver(world, incident())
+    driver.tick()
+    driver.tick()
+    driver.tick(after=timedelta(seconds=31))  # step 0 failed verification; step 1 applied
+    driver.tick()  # step 1's window starts
+    assert driver.tick(after=timedelta(seconds=31)).phase is Phase.ESCALATED
+    status = driver.tick(resolve=True)
+    assert status.phase is Phase.RESOLVED
+    assert [r[0] for r in world.reverted] == ["1-scale"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.5), st.floats(0, 30), st.booleans(), st.integers(1, 40)),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_each_step_is_applied_at_most_once_whatever_the_metrics_do(
+    ticks: list[tuple[float, float, bool, int]],
+) -> None:
+    world = _world()
+    driver = Driver(world, incident())
+    for error_rate, p95, prometheus_down, seconds in ticks:
+        world.error_rate, world.p95_seconds, world.prometheus_down = (
+            error_rate,
+            p95,
+            prometheus_down,
+        )
+        driver.tick(after=timedelta(seconds=seconds))
+    ids = [call[0] for call in world.calls]
+    assert len(ids) == len(set(ids))
+    if driver.status.phase is Phase.RESOLVED:
+        assert driver.status.verification is not None and driver.status.verification.passed
