@@ -63,10 +63,10 @@ cluster-down:
 	@$(PYTHON) -m localkube down
 
 demo: build
-	$(PYTHON) -m mitigator.demo
+	$(PYTHON) -m localkube.demo
 
 demo-down:
-	$(PYTHON) -m mitigator.demo --down
+	$(PYTHON) -m localkube.demo --down
 
 clean:
 	rm -rf build *.egg-info .mypy_cache .ruff_cache

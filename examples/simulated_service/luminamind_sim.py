@@ -1,0 +1,190 @@
+"""A simulated LuminaMind service: the guide's LLM agent service, as its metrics see it.
+
+Under kwok the pods do not really run, so this process stands in for them: it watches its
+Deployment through the API and serves `luminamind_requests_total{status}`,
+`luminamind_request_duration_seconds` and `luminamind_memory_bytes` for Prometheus, with
+values that follow what is deployed:
+
+- an image tag marked bad (containing "bad", or listed in --bad-tags) raises the 5xx rate;
+- load per ready replica drives latency, so scaling up lowers p95; the Deployment annotation
+  `sim.luminamind.io/traffic: "5"` multiplies the traffic (a surge), without a rollout;
+- `sim.luminamind.io/leak: "true"` makes memory and latency grow with time since the last
+  rollout, until a restart (a new rollout) resets them;
+- `sim.luminamind.io/web-search: down` makes the web-search tool fail, which errors requests
+  unless the container has DISABLE_WEB_SEARCH=true;
+- zero ready replicas is an outage: every request fails.
+
+Run: python luminamind_sim.py --namespace N --deployment D --port P [--kubeconfig K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from kubernetes import client, config
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+ANNOTATION = "sim.luminamind.io/"
+BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90)
+BASE_RPS = 40.0  # requests per second at traffic 1x
+CAPACITY_PER_REPLICA = 15.0  # requests per second one replica serves at base latency
+BASE_LATENCY_SECONDS = 0.8
+BAD_IMAGE_ERROR_RATE = 0.30
+WEB_SEARCH_ERROR_RATE = 0.12
+BASE_ERROR_RATE = 0.001
+LEAK_BYTES_PER_SECOND = 8 * 2**20
+LEAK_LATENCY_PER_MINUTE = 4.0
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What the Deployment says, reduced to what the simulation reacts to."""
+
+    ready: int
+    desired: int
+    image: str
+    env: dict[str, str]
+    annotations: dict[str, str]
+    rolled_out_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    rps: float
+    error_rate: float
+    latency_seconds: float
+    memory_bytes: float
+
+
+def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) -> Behaviour:
+    """The service's condition for what is deployed (pure, so it can be tested and explained)."""
+    traffic = float(deployed.annotations.get(f"{ANNOTATION}traffic", "1") or 1)
+    rps = BASE_RPS * traffic
+    if deployed.ready == 0:
+        return Behaviour(rps=rps, error_rate=1.0, latency_seconds=0.05, memory_bytes=0)
+    tag = deployed.image.rsplit(":", 1)[-1] if ":" in deployed.image else "latest"
+    error_rate = BASE_ERROR_RATE
+    if "bad" in tag or tag in bad_tags:
+        error_rate = max(error_rate, BAD_IMAGE_ERROR_RATE)
+    search_down = deployed.annotations.get(f"{ANNOTATION}web-search") == "down"
+    if search_down and deployed.env.get("DISABLE_WEB_SEARCH") != "true":
+        error_rate = max(error_rate, WEB_SEARCH_ERROR_RATE)
+    load = rps / (deployed.ready * CAPACITY_PER_REPLICA)
+    latency = BASE_LATENCY_SECONDS * max(1.0, load**2)
+    memory = 300 * 2**20 * deployed.ready
+    if deployed.annotations.get(f"{ANNOTATION}leak") == "true" and deployed.rolled_out_at:
+        age = max((now - deployed.rolled_out_at).total_seconds(), 0.0)
+        memory += LEAK_BYTES_PER_SECOND * age * deployed.ready
+        latency += LEAK_LATENCY_PER_MINUTE * age / 60
+    return Behaviour(rps=rps, error_rate=error_rate, latency_seconds=latency, memory_bytes=memory)
+
+
+def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed:
+    dep = apps.read_namespaced_deployment(name, namespace)
+    container = dep.spec.template.spec.containers[0]
+    template_annotations = dep.spec.template.metadata.annotations or {}
+    restarted = template_annotations.get("kubectl.kubernetes.io/restartedAt")
+    progressing = next((c for c in dep.status.conditions or [] if c.type == "Progressing"), None)
+    rolled_out_at = (
+        datetime.fromisoformat(restarted.replace("Z", "+00:00"))
+        if restarted
+        else (progressing.last_update_time if progressing else dep.metadata.creation_timestamp)
+    )
+    return Deployed(
+        ready=dep.status.ready_replicas or 0,
+        desired=dep.spec.replicas or 0,
+        image=container.image,
+        env={e.name: e.value or "" for e in container.env or []},
+        annotations=dict(dep.metadata.annotations or {}),
+        rolled_out_at=rolled_out_at,
+    )
+
+
+class Simulator:
+    def __init__(
+        self, *, namespace: str, deployment: str, bad_tags: frozenset[str], seed: int
+    ) -> None:
+        self.namespace, self.deployment, self.bad_tags = namespace, deployment, bad_tags
+        self.random = random.Random(seed)
+        self.registry = CollectorRegistry()
+        labels = ["namespace", "deployment"]
+        self.requests = Counter(
+            "luminamind_requests", "Requests served", [*labels, "status"], registry=self.registry
+        )
+        self.duration = Histogram(
+            "luminamind_request_duration_seconds",
+            "Request latency",
+            labels,
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.memory = Gauge(
+            "luminamind_memory_bytes", "Resident memory", labels, registry=self.registry
+        )
+        self.ready = Gauge(
+            "luminamind_ready_replicas", "Ready replicas seen", labels, registry=self.registry
+        )
+        self.current: Behaviour | None = None
+
+    def step(self, deployed: Deployed, *, seconds: float, now: datetime) -> None:
+        state = behaviour(deployed, bad_tags=self.bad_tags, now=now)
+        self.current = state
+        ids = (self.namespace, self.deployment)
+        count = int(state.rps * seconds + self.random.random())
+        for _ in range(count):
+            failed = self.random.random() < state.error_rate
+            status = ("503" if deployed.ready == 0 else "500") if failed else "200"
+            self.requests.labels(*ids, status).inc()
+            # Latency spread around the typical value: p95 lands near 1.3x of it.
+            self.duration.labels(*ids).observe(
+                state.latency_seconds * self.random.uniform(0.6, 1.35)
+            )
+        self.memory.labels(*ids).set(state.memory_bytes)
+        self.ready.labels(*ids).set(deployed.ready)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--deployment", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--kubeconfig")
+    parser.add_argument("--bad-tags", default="", help="comma-separated image tags that error")
+    parser.add_argument("--interval", type=float, default=0.25, help="seconds between steps")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    apps = client.AppsV1Api(config.new_client_from_config(config_file=args.kubeconfig))
+    sim = Simulator(
+        namespace=args.namespace,
+        deployment=args.deployment,
+        bad_tags=frozenset(t for t in args.bad_tags.split(",") if t),
+        seed=args.seed,
+    )
+    server, _ = start_http_server(args.port, addr="127.0.0.1", registry=sim.registry)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    last = time.monotonic()
+    while not stop.wait(args.interval):
+        now = time.monotonic()
+        try:
+            deployed = read_deployed(apps, args.namespace, args.deployment)
+        except Exception as exc:
+            print(f"luminamind-sim: cannot read the Deployment: {exc}", flush=True)
+            continue
+        sim.step(deployed, seconds=now - last, now=datetime.now(UTC))
+        last = now
+    server.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
