@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
@@ -98,9 +99,8 @@ def signals(prometheus: Prometheus) -> Iterator[Signals]:
     server.shutdown()
 
 
-def operator_environment(cluster: ClusterAccess, prometheus_url: str) -> dict[str, str]:
+def operator_environment(prometheus_url: str) -> dict[str, str]:
     return {
-        "KUBECONFIG": str(cluster.kubeconfig),
         "MITIGATOR_PROMETHEUS_URL": prometheus_url,
         "MITIGATOR_TICK_SECONDS": "0.5",
         "MITIGATOR_ESCALATION_TICK_SECONDS": "0.5",
@@ -114,9 +114,41 @@ def operator(
 ) -> Iterator[None]:
     from kopf.testing import KopfRunner
 
-    os.environ.update(operator_environment(cluster, prometheus.url))
+    os.environ.update(operator_environment(prometheus.url))
+    os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
     args = ["run", "--standalone", "--namespace", "mt-*", "-m", "mitigator.handlers"]
     with KopfRunner(args, timeout=60) as runner:
         yield
     assert runner.exit_code == 0, runner.output
     assert runner.exception is None, runner.exception
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(
+    cluster: ClusterAccess,
+    api_client: client.ApiClient,
+    crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    """A kubeconfig for the operator's own ServiceAccount, bound by manifests/operator.yaml:
+    an operator run with it proves that RBAC grants everything it needs (RBAC is enforced)."""
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+    subprocess.run(
+        ["kubectl", "apply", "-f", str(ROOT / "manifests" / "operator.yaml")],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
+    core = client.CoreV1Api(api_client)
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=7200)
+    )
+    token = core.create_namespaced_service_account_token(
+        "mitigator", "mitigator-system", request
+    ).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    admin["users"] = [{"name": "mitigator", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "mitigator"
+    path = tmp_path_factory.mktemp("operator-sa") / "kubeconfig"
+    path.write_text(yaml.safe_dump(admin))
+    return path

@@ -1,5 +1,8 @@
 """An operator killed right after it changed the target, before it could write the
-Incident's status, is restarted and does not apply the action a second time."""
+Incident's status, is restarted and does not apply the action a second time.
+
+The operator here runs as a separate process with its own ServiceAccount and the RBAC of
+manifests/operator.yaml, so this also proves those permissions are enough."""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from kubernetes import client
 
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
-from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
+from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name
 from tests.integration.conftest import operator_environment
 from tests.integration.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.integration.responder import Responder, image
@@ -40,9 +43,14 @@ def own_namespace(api_client: client.ApiClient) -> Iterator[str]:
 
 
 def _start_operator(
-    cluster: ClusterAccess, prometheus: Prometheus, namespace: str, log: Path, **extra: str
+    kubeconfig: Path, prometheus: Prometheus, namespace: str, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **operator_environment(cluster, prometheus.url), **extra}
+    env = {
+        **os.environ,
+        **operator_environment(prometheus.url),
+        "KUBECONFIG": str(kubeconfig),
+        **extra,
+    }
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", namespace],
@@ -54,8 +62,7 @@ def _start_operator(
 
 def test_action_is_applied_once_across_an_operator_crash(
     *,
-    cluster: ClusterAccess,
-    crds: None,
+    operator_kubeconfig: Path,
     prometheus: Prometheus,
     signals: Any,
     api_client: client.ApiClient,
@@ -85,7 +92,11 @@ def test_action_is_applied_once_across_an_operator_crash(
 
     with Responder(api_client, signals, namespace=namespace, name="web", health=health):
         first = _start_operator(
-            cluster, prometheus, namespace, log, MITIGATOR_FAILPOINTS="after-action-applied"
+            operator_kubeconfig,
+            prometheus,
+            namespace,
+            log,
+            MITIGATOR_FAILPOINTS="after-action-applied",
         )
         resources.create(incident_manifest("crash", target="web"))
         try:
@@ -100,7 +111,7 @@ def test_action_is_applied_once_across_an_operator_crash(
         status = resources.incident("crash").get("status") or {}
         assert not any(a.get("state") == "Applied" for a in status.get("actions") or [])
 
-        second = _start_operator(cluster, prometheus, namespace, log)
+        second = _start_operator(operator_kubeconfig, prometheus, namespace, log)
         try:
             incident = resources.wait_phase("crash", "Resolved", "Escalated", "Failed")
         finally:
@@ -118,3 +129,4 @@ def test_action_is_applied_once_across_an_operator_crash(
     assert "Resolved" in timeline_events(incident)
     dep = apps.read_namespaced_deployment("web", namespace)
     assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == revision
+    assert "forbidden" not in log.read_text().lower(), "the operator's RBAC lacks a permission"
