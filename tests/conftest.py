@@ -14,6 +14,15 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from localkube.processes import wait_until
+from tests.world import (  # noqa: F401 - fixtures shared by the integration and e2e tiers
+    alertmanager,
+    bridge,
+    crds,
+    operator,
+    operator_kubeconfig,
+    prometheus,
+    signals,
+)
 from localkube.testing import (
     TEST_NAMESPACE_LABEL,
     ClusterAccess,

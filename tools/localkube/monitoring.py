@@ -54,6 +54,7 @@ class Prometheus:
     alertmanager_url: str | None = None
     port: int = 0
     process: ManagedProcess | None = None
+    target_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -107,6 +108,15 @@ class Prometheus:
         staging = self._targets_file.with_suffix(".tmp")
         staging.write_text(json.dumps(targets))
         staging.rename(self._targets_file)
+
+    def add_targets(self, key: str, targets: list[str], labels: dict[str, str]) -> None:
+        """Scrape ``targets`` (host:port) with ``labels``, beside the other groups."""
+        self.target_groups[key] = {"targets": targets, "labels": labels}
+        self.set_targets(list(self.target_groups.values()))
+
+    def remove_targets(self, key: str) -> None:
+        self.target_groups.pop(key, None)
+        self.set_targets(list(self.target_groups.values()))
 
     def query(self, promql: str) -> list[dict[str, Any]]:
         query = urllib.parse.urlencode({"query": promql})
