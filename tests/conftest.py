@@ -14,6 +14,12 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from localkube.processes import wait_until
+from localkube.testing import (
+    TEST_NAMESPACE_LABEL,
+    ClusterAccess,
+    cluster_for_tests,
+    new_namespace_name,
+)
 from tests.world import (  # noqa: F401 - fixtures shared by the integration and e2e tiers
     alertmanager,
     bridge,
@@ -22,12 +28,6 @@ from tests.world import (  # noqa: F401 - fixtures shared by the integration and
     operator_kubeconfig,
     prometheus,
     signals,
-)
-from localkube.testing import (
-    TEST_NAMESPACE_LABEL,
-    ClusterAccess,
-    cluster_for_tests,
-    new_namespace_name,
 )
 
 _LOGS: list[str] = []
