@@ -229,3 +229,15 @@ def test_each_step_is_applied_at_most_once_whatever_the_metrics_do(
     assert len(ids) == len(set(ids))
     if driver.status.phase is Phase.RESOLVED:
         assert driver.status.verification is not None and driver.status.verification.passed
+
+
+def test_only_the_step_that_needs_approval_waits_for_it() -> None:
+    world = _world(guardrails={"requireApprovalFor": ["scale"]})
+    driver = Driver(world, incident())
+    driver.tick()
+    driver.tick()
+    status = driver.tick(after=timedelta(seconds=31))  # the rollback did not help
+    assert status.phase is Phase.AWAITING_APPROVAL and "1-scale" in (status.message or "")
+    assert world.calls == [("0-rollback", "rollback")]
+    assert driver.tick(approved=True).phase is Phase.VERIFYING
+    assert world.calls[-1] == ("1-scale", "scale")

@@ -358,15 +358,6 @@ class _Tick:
             self.note(TimelineEvent.REFUSED, refusal, warning=True)
             self.escalate(f"refused: {refusal}; nothing was changed")
             return
-        needing = [step.id for step in plan.steps if step.requires_approval]
-        if needing and not spec.approved:
-            self.enter(Phase.AWAITING_APPROVAL, f"steps {', '.join(needing)} need approval")
-            self.note(
-                TimelineEvent.AWAITING_APPROVAL,
-                "waiting for spec.approved: true "
-                f"(policy requires approval for {', '.join(needing)})",
-            )
-            return
         self.enter(Phase.MITIGATING, "applying the plan")
         self.mitigate()
 
@@ -394,6 +385,14 @@ class _Tick:
             self.escalate(f"stopped before step {record.id}: {reason}")
             return
         guardrails = policy.guardrails
+        if record.type in guardrails.require_approval_for and not self.spec.approved:
+            # Steps before this one went ahead; this one is a person's decision.
+            message = (
+                f"step {record.id} ({record.type.value}) needs approval: set spec.approved: true"
+            )
+            self.enter(Phase.AWAITING_APPROVAL, message)
+            self.note(TimelineEvent.AWAITING_APPROVAL, message)
+            return
         refusal = self.protected_refusal(policy) or check_action_rate(
             [r.at for r in self.target().applied if r.at and not r.key.endswith("/revert")],
             max_actions_per_hour=guardrails.max_actions_per_hour,
