@@ -12,7 +12,10 @@ values that follow what is deployed:
   rollout, until a restart (a new rollout) resets them;
 - `sim.luminamind.io/web-search: down` makes the web-search tool fail, which errors requests
   unless the container has DISABLE_WEB_SEARCH=true;
-- zero ready replicas is an outage: every request fails.
+- zero ready replicas is an outage: every request fails; so is
+  `sim.luminamind.io/outage: "true"` (the guide's "Redis connection failure");
+- `GET /probe` answers what a client of the Service gets: 503 with Retry-After while the
+  Service selects the maintenance backend (`--maintenance-label`), else 200 or 500.
 
 Run: python luminamind_sim.py --namespace N --deployment D --port P [--kubeconfig K]
 """
@@ -24,22 +27,62 @@ import random
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from kubernetes import client, config
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
 ANNOTATION = "sim.luminamind.io/"
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90)
 BASE_RPS = 40.0  # requests per second at traffic 1x
-CAPACITY_PER_REPLICA = 15.0  # requests per second one replica serves at base latency
+CAPACITY_PER_REPLICA = 20.0  # requests per second one replica serves at base latency
 BASE_LATENCY_SECONDS = 0.8
 BAD_IMAGE_ERROR_RATE = 0.30
 WEB_SEARCH_ERROR_RATE = 0.12
 BASE_ERROR_RATE = 0.001
 LEAK_BYTES_PER_SECOND = 8 * 2**20
 LEAK_LATENCY_PER_MINUTE = 4.0
+
+
+def _handler(sim: Simulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body, status, headers = generate_latest(sim.registry), 200, {}
+                headers["Content-Type"] = CONTENT_TYPE_LATEST
+            elif self.path.startswith("/probe"):
+                status, headers = sim.probe()
+                body = f"{status}\n".encode()
+            else:
+                body, status, headers = b"not found\n", 404, {}
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+def _service_selects(core: client.CoreV1Api, namespace: str, name: str, deployed: Deployed) -> bool:
+    try:
+        selector = core.read_namespaced_service(name, namespace).spec.selector or {}
+    except client.ApiException:
+        return True  # no Service: clients reach the pods some other way
+    return all(deployed.pod_labels.get(k) == v for k, v in selector.items())
 
 
 @dataclass(frozen=True)
@@ -52,6 +95,7 @@ class Deployed:
     env: dict[str, str]
     annotations: dict[str, str]
     rolled_out_at: datetime | None
+    pod_labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -60,20 +104,22 @@ class Behaviour:
     error_rate: float
     latency_seconds: float
     memory_bytes: float
+    web_search_failing: bool = False
 
 
 def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) -> Behaviour:
     """The service's condition for what is deployed (pure, so it can be tested and explained)."""
     traffic = float(deployed.annotations.get(f"{ANNOTATION}traffic", "1") or 1)
     rps = BASE_RPS * traffic
-    if deployed.ready == 0:
+    if deployed.ready == 0 or deployed.annotations.get(f"{ANNOTATION}outage") == "true":
         return Behaviour(rps=rps, error_rate=1.0, latency_seconds=0.05, memory_bytes=0)
     tag = deployed.image.rsplit(":", 1)[-1] if ":" in deployed.image else "latest"
     error_rate = BASE_ERROR_RATE
     if "bad" in tag or tag in bad_tags:
         error_rate = max(error_rate, BAD_IMAGE_ERROR_RATE)
     search_down = deployed.annotations.get(f"{ANNOTATION}web-search") == "down"
-    if search_down and deployed.env.get("DISABLE_WEB_SEARCH") != "true":
+    search_failing = search_down and deployed.env.get("DISABLE_WEB_SEARCH") != "true"
+    if search_failing:
         error_rate = max(error_rate, WEB_SEARCH_ERROR_RATE)
     load = rps / (deployed.ready * CAPACITY_PER_REPLICA)
     latency = BASE_LATENCY_SECONDS * max(1.0, load**2)
@@ -82,7 +128,13 @@ def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) ->
         age = max((now - deployed.rolled_out_at).total_seconds(), 0.0)
         memory += LEAK_BYTES_PER_SECOND * age * deployed.ready
         latency += LEAK_LATENCY_PER_MINUTE * age / 60
-    return Behaviour(rps=rps, error_rate=error_rate, latency_seconds=latency, memory_bytes=memory)
+    return Behaviour(
+        rps=rps,
+        error_rate=error_rate,
+        latency_seconds=latency,
+        memory_bytes=memory,
+        web_search_failing=search_failing,
+    )
 
 
 def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed:
@@ -103,6 +155,7 @@ def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed
         env={e.name: e.value or "" for e in container.env or []},
         annotations=dict(dep.metadata.annotations or {}),
         rolled_out_at=rolled_out_at,
+        pod_labels=dict(dep.spec.template.metadata.labels or {}),
     )
 
 
@@ -131,6 +184,16 @@ class Simulator:
             "luminamind_ready_replicas", "Ready replicas seen", labels, registry=self.registry
         )
         self.current: Behaviour | None = None
+        self.service_selects_pods = True
+
+    def probe(self) -> tuple[int, dict[str, str]]:
+        """What one request through the Service gets now."""
+        if not self.service_selects_pods:
+            return 503, {"Retry-After": "120"}  # the maintenance backend's answer
+        state = self.current
+        if state is None or self.random.random() < state.error_rate:
+            return 500, {}
+        return 200, {}
 
     def step(self, deployed: Deployed, *, seconds: float, now: datetime) -> None:
         state = behaviour(deployed, bad_tags=self.bad_tags, now=now)
@@ -160,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bad-tags", default="", help="comma-separated image tags that error")
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between steps")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--service", default="luminamind", help="the Service in front of it")
     args = parser.parse_args(argv)
     apps = client.AppsV1Api(config.new_client_from_config(config_file=args.kubeconfig))
     sim = Simulator(
@@ -168,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         bad_tags=frozenset(t for t in args.bad_tags.split(",") if t),
         seed=args.seed,
     )
-    server, _ = start_http_server(args.port, addr="127.0.0.1", registry=sim.registry)
+    core = client.CoreV1Api(apps.api_client)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), _handler(sim))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -181,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"luminamind-sim: cannot read the Deployment: {exc}", flush=True)
             continue
         sim.step(deployed, seconds=now - last, now=datetime.now(UTC))
+        sim.service_selects_pods = _service_selects(core, args.namespace, args.service, deployed)
         last = now
     server.shutdown()
     return 0
