@@ -110,6 +110,7 @@ class Service:
 
 @pytest.fixture
 def luminamind(
+    *,
     cluster: ClusterAccess,
     api_client: client.ApiClient,
     namespace: str,

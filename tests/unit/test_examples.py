@@ -98,7 +98,8 @@ def test_the_runbook_policy_follows_the_guide(
 def test_the_runbook_policy_guardrails_and_escalation() -> None:
     policy = _runbooks()
     assert policy.guardrails.require_approval_for == (ActionType.MAINTENANCE,)
-    assert set(policy.revert_on_resolve) == {ActionType.SCALE, ActionType.SET_ENV, ActionType.MAINTENANCE}
+    revertible = {ActionType.SCALE, ActionType.SET_ENV, ActionType.MAINTENANCE}
+    assert set(policy.revert_on_resolve) == revertible
     assert [(level.level, level.after) for level in policy.escalation] == [
         (1, timedelta(minutes=15)),
         (2, timedelta(hours=1)),
