@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from localkube.monitoring import Prometheus
+from localkube.monitoring import Alertmanager, Prometheus
 from localkube.processes import ManagedProcess, free_port, wait_until
 from localkube.testing import ClusterAccess
 from tests.integration.objects import Resources
@@ -62,6 +64,21 @@ class Service:
     apps: client.AppsV1Api
     resources: Resources
     prometheus: Prometheus
+    alertmanager: Alertmanager
+    sim_port: int
+
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.apps.api_client)
+
+    def probe(self) -> tuple[int, str | None]:
+        """One request through the Service, as a client sees it: (status, Retry-After)."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.sim_port}/probe", timeout=5
+            ) as resp:
+                return int(resp.status), resp.headers.get("Retry-After")
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.headers.get("Retry-After")
 
     def annotate(self, **annotations: str | None) -> None:
         self.apps.patch_namespaced_deployment(
@@ -115,6 +132,7 @@ def luminamind(
     api_client: client.ApiClient,
     namespace: str,
     prometheus: Prometheus,
+    alertmanager: Alertmanager,
     operator: None,
     tmp_path: Path,
 ) -> Iterator[Service]:
@@ -162,7 +180,9 @@ def luminamind(
     )
     sim.start()
     prometheus.add_targets(namespace, [f"127.0.0.1:{port}"], {"job": "luminamind"})
-    service = Service(namespace, apps, Resources(api_client, namespace), prometheus)
+    service = Service(
+        namespace, apps, Resources(api_client, namespace), prometheus, alertmanager, port
+    )
     try:
         wait_until(
             lambda: (service.error_rate() or 1) < 0.01,
