@@ -55,6 +55,9 @@ test-existing-cluster: build
 
 bench: build
 	$(PYTHON) -m pytest -p no:cacheprovider benchmarks -q -s
+	rm -f $(CACHE)/scenario-figures.jsonl
+	MITIGATOR_FIGURES_FILE=$(CACHE)/scenario-figures.jsonl $(PYTEST) tests/e2e/test_scenarios.py -q
+	$(PYTHON) scripts/render_scenarios.py $(CACHE)/scenario-figures.jsonl docs/scenarios.md
 
 cluster-up: build
 	@$(PYTHON) -m localkube up
