@@ -4,6 +4,7 @@ docs/scenarios.md. Run by `make bench`; figures are recorded, never asserted."""
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from datetime import UTC, datetime
@@ -16,7 +17,7 @@ def main(source: str, destination: str) -> int:
         "# Closed-loop scenarios: time from alert to action and to resolution",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {platform.node()} "
-        f"({platform.machine()}, {len(__import__('os').sched_getaffinity(0))} cores) by `make bench`, "
+        f"({platform.machine()}, {os.cpu_count()} cores) by `make bench`, "
         "with the shipped alert rules on the test clock (`localkube.rules`: rate windows 20s, "
         "`for:` 8-10s), the demo policy (15s rate windows, 10s verification window), scrape "
         "and evaluation every 1s, Alertmanager group_wait 1s. Time starts when the Incident is "
@@ -26,9 +27,10 @@ def main(source: str, destination: str) -> int:
         "|---|---|---|---|",
     ]
     for row in rows:
+        resolution = row["alert_to_resolution_s"]
         lines.append(
             f"| {row['scenario']} | {row['phase']} | {row['alert_to_first_action_s']} "
-            f"| {row['alert_to_resolution_s'] if row['alert_to_resolution_s'] is not None else '—'} |"
+            f"| {resolution if resolution is not None else '—'} |"
         )
     Path(destination).write_text("\n".join(lines) + "\n")
     print(Path(destination).read_text())
