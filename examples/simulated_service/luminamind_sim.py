@@ -47,7 +47,7 @@ BASE_RPS = 40.0  # requests per second at traffic 1x
 CAPACITY_PER_REPLICA = 20.0  # requests per second one replica serves at base latency
 BASE_LATENCY_SECONDS = 0.8
 BAD_IMAGE_ERROR_RATE = 0.30
-WEB_SEARCH_ERROR_RATE = 0.12
+WEB_SEARCH_ERROR_RATE = 0.08
 BASE_ERROR_RATE = 0.001
 LEAK_BYTES_PER_SECOND = 100 * 2**20
 LEAK_LATENCY_PER_MINUTE = 4.0
@@ -183,6 +183,12 @@ class Simulator:
         self.ready = Gauge(
             "luminamind_ready_replicas", "Ready replicas seen", labels, registry=self.registry
         )
+        self.tool_errors = Counter(
+            "luminamind_tool_errors",
+            "Tool call failures",
+            [*labels, "tool"],
+            registry=self.registry,
+        )
         self.current: Behaviour | None = None
         self.service_selects_pods = True
 
@@ -208,6 +214,8 @@ class Simulator:
             self.duration.labels(*ids).observe(
                 state.latency_seconds * self.random.uniform(0.6, 1.35)
             )
+            if failed and state.web_search_failing:
+                self.tool_errors.labels(*ids, "web_search").inc()
         self.memory.labels(*ids).set(state.memory_bytes)
         self.ready.labels(*ids).set(deployed.ready)
 
