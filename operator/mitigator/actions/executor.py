@@ -8,7 +8,7 @@ reports the earlier application instead of acting again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -42,8 +42,8 @@ class ActionExecutor:
         now: datetime,
     ) -> ActionOutcome:
         key = marker.action_key(incident_uid, action_id)
-        try:
-            return self._apply(
+        return _answered(
+            lambda: self._apply(
                 namespace=namespace,
                 target=target,
                 action_type=action_type,
@@ -52,16 +52,7 @@ class ActionExecutor:
                 max_replicas=max_replicas,
                 now=now,
             )
-        except NotFound as exc:
-            return ActionOutcome("Failed", str(exc))
-        except builders.ActionRefused as exc:
-            return ActionOutcome("Skipped", str(exc))
-        except Conflict as exc:
-            return ActionOutcome("Failed", str(exc), retryable=True)
-        except ApiException as exc:
-            return ActionOutcome(
-                "Failed", f"API error {exc.status}: {exc.reason}", retryable=_transient(exc)
-            )
+        )
 
     def _apply(
         self,
@@ -140,37 +131,43 @@ class ActionExecutor:
         now: datetime,
     ) -> ActionOutcome:
         key = marker.action_key(incident_uid, f"{action_id}/revert")
-        try:
-            deployment = self.kube.read_deployment(namespace, target)
-            done = marker.find_record(deployment, key)
-            if done is not None:
-                return ActionOutcome(
-                    "Applied", f"already reverted at {done.get('at')}", recovered=True
-                )
-            service = (
-                self.kube.read_service(namespace, str(before["service"]))
-                if action_type == "maintenance"
-                else None
+        return _answered(
+            lambda: self._revert(
+                namespace=namespace,
+                target=target,
+                action_type=action_type,
+                before=before,
+                key=key,
+                now=now,
             )
-            change = builders.build_revert(
-                action_type, deployment, before=dict(before), service=service
-            )
-            self._write(
-                namespace, deployment, service, change, key=key, action_type=action_type, now=now
-            )
-            return ActionOutcome(
-                "Applied", change.message, before=change.before, after=change.after
-            )
-        except NotFound as exc:
-            return ActionOutcome("Failed", str(exc))
-        except builders.ActionRefused as exc:
-            return ActionOutcome("Skipped", str(exc))
-        except Conflict as exc:
-            return ActionOutcome("Failed", str(exc), retryable=True)
-        except ApiException as exc:
-            return ActionOutcome(
-                "Failed", f"API error {exc.status}: {exc.reason}", retryable=_transient(exc)
-            )
+        )
+
+    def _revert(
+        self,
+        *,
+        namespace: str,
+        target: str,
+        action_type: str,
+        before: Mapping[str, Any],
+        key: str,
+        now: datetime,
+    ) -> ActionOutcome:
+        deployment = self.kube.read_deployment(namespace, target)
+        done = marker.find_record(deployment, key)
+        if done is not None:
+            return ActionOutcome("Applied", f"already reverted at {done.get('at')}", recovered=True)
+        service = (
+            self.kube.read_service(namespace, str(before["service"]))
+            if action_type == "maintenance"
+            else None
+        )
+        change = builders.build_revert(
+            action_type, deployment, before=dict(before), service=service
+        )
+        self._write(
+            namespace, deployment, service, change, key=key, action_type=action_type, now=now
+        )
+        return ActionOutcome("Applied", change.message, before=change.before, after=change.after)
 
     def _write(
         self,
@@ -209,6 +206,22 @@ class ActionExecutor:
                 *change.deployment_ops,
                 *marker.record_ops(deployment, record),
             ],
+        )
+
+
+def _answered(act: Callable[[], ActionOutcome]) -> ActionOutcome:
+    """Run an apply or a revert; what can go wrong becomes an outcome, never an exception."""
+    try:
+        return act()
+    except NotFound as exc:
+        return ActionOutcome("Failed", str(exc))
+    except builders.ActionRefused as exc:
+        return ActionOutcome("Skipped", str(exc))
+    except Conflict as exc:
+        return ActionOutcome("Failed", str(exc), retryable=True)
+    except ApiException as exc:
+        return ActionOutcome(
+            "Failed", f"API error {exc.status}: {exc.reason}", retryable=_transient(exc)
         )
 
 
