@@ -24,6 +24,35 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bridge(args: argparse.Namespace) -> int:
+    import asyncio  # noqa: PLC0415 - only `bridge` needs these; --help stays fast
+    import logging  # noqa: PLC0415
+
+    from mitigator.bridge.config import BridgeConfig, ConfigError  # noqa: PLC0415
+    from mitigator.bridge.server import Bridge, serve_until_signalled, tls_context  # noqa: PLC0415
+    from mitigator.k8s.client import KubeClient  # noqa: PLC0415
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        print("mitigator bridge: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    try:
+        config = BridgeConfig.from_environment(
+            token_file=args.token_file,
+            target_labels=args.target_label,
+            namespaces=args.namespace,
+            max_body_bytes=args.max_body_bytes,
+            concurrency=args.concurrency,
+        )
+        ssl_context = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+    except (ConfigError, OSError) as exc:
+        print(f"mitigator bridge: {exc}", file=sys.stderr)
+        return 2
+    kube = KubeClient.from_environment_pooled(args.kubeconfig, pool_size=config.concurrency)
+    asyncio.run(serve_until_signalled(Bridge(kube, config), args.host, args.port, ssl_context))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mitigator",
@@ -53,6 +82,68 @@ def build_parser() -> argparse.ArgumentParser:
         help="default Prometheus for policies that name none (env MITIGATOR_PROMETHEUS_URL)",
     )
     run.set_defaults(handler=_run)
+
+    bridge = commands.add_parser(
+        "bridge",
+        help="receive Alertmanager webhooks and turn alert groups into Incidents",
+        description=(
+            "Alertmanager webhook receiver (POST /api/v1/alerts, /healthz, /metrics). The bearer "
+            "token comes from MITIGATOR_BRIDGE_TOKEN or --token-file (a mounted Secret)."
+        ),
+    )
+    bridge.add_argument(
+        "--host",
+        default=os.environ.get("MITIGATOR_BRIDGE_HOST", "127.0.0.1"),
+        help="address to listen on (env MITIGATOR_BRIDGE_HOST; default 127.0.0.1)",
+    )
+    bridge.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("MITIGATOR_BRIDGE_PORT") or 8080),
+        help="port to listen on (env MITIGATOR_BRIDGE_PORT; default 8080)",
+    )
+    bridge.add_argument(
+        "--token-file",
+        default=None,
+        help="file holding the bearer token (else env MITIGATOR_BRIDGE_TOKEN_FILE or "
+        "MITIGATOR_BRIDGE_TOKEN)",
+    )
+    bridge.add_argument(
+        "--tls-cert",
+        default=os.environ.get("MITIGATOR_BRIDGE_TLS_CERT"),
+        help="serve HTTPS with this certificate (PEM; with --tls-key)",
+    )
+    bridge.add_argument(
+        "--tls-key",
+        default=os.environ.get("MITIGATOR_BRIDGE_TLS_KEY"),
+        help="the certificate's private key (PEM)",
+    )
+    bridge.add_argument(
+        "--target-label",
+        action="append",
+        help="alert label naming the Deployment, first present wins (repeatable; default "
+        "deployment, app, app_kubernetes_io_name; env MITIGATOR_BRIDGE_TARGET_LABELS)",
+    )
+    bridge.add_argument(
+        "--namespace",
+        action="append",
+        help="namespace pattern Incidents may be created in (repeatable, fnmatch; default any; "
+        "env MITIGATOR_BRIDGE_NAMESPACES)",
+    )
+    bridge.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=None,
+        help="request size limit (env MITIGATOR_BRIDGE_MAX_BODY_BYTES; default 1 MiB)",
+    )
+    bridge.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="Kubernetes API calls in flight (env MITIGATOR_BRIDGE_CONCURRENCY; default 16)",
+    )
+    bridge.add_argument("--kubeconfig", default=None, help="default: in-cluster, else KUBECONFIG")
+    bridge.set_defaults(handler=_bridge)
     return parser
 
 

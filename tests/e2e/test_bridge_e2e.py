@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUTE = ROOT / "manifests" / "alertmanager-route.yaml"
 RULES = ROOT / "manifests" / "prometheus-rules.yaml"
 _T = TypeVar("_T")
-RULE_NAMES = {"HighErrorRate", "HighLatency", "HighMemoryUsage", "ServiceDown"}
+RULE_NAMES = {"HighErrorRate", "WebSearchErrors", "HighLatency", "HighMemoryUsage", "ServiceDown"}
 
 
 class ShippedAlertmanager(Alertmanager):
@@ -222,6 +222,7 @@ def _series(name: str, deployment: str, values: str, **labels: str) -> dict[str,
 def _promtool_test_file(tmp_path: Path) -> Path:
     """promtool unit tests of the shipped rules, on the guide's thresholds."""
     requests, buckets = "luminamind_requests_total", "luminamind_request_duration_seconds_bucket"
+    tool_errors = "luminamind_tool_errors_total"
     memory, ready = "luminamind_memory_bytes", "luminamind_ready_replicas"
     leak_summary = "4GiB per replica on prod/leak (above 3GiB of a 4Gi limit)"
     tests = {
@@ -236,6 +237,9 @@ def _promtool_test_file(tmp_path: Path) -> Path:
                     _series(requests, "web", "0+10x20", status="500"),
                     _series(requests, "api", "0+99x20", status="200"),
                     _series(requests, "api", "0+1x20", status="503"),
+                    # web: web search fails once a second; api: never.
+                    _series(tool_errors, "web", "0+60x20", tool="web_search"),
+                    _series(tool_errors, "api", "0+0x20", tool="web_search"),
                     # web: p95 between 10s and 15s → warning only; slow: above 20s → critical.
                     _series(buckets, "web", "0+0x20", le="10"),
                     _series(buckets, "web", "0+100x20", le="15"),
@@ -265,6 +269,24 @@ def _promtool_test_file(tmp_path: Path) -> Path:
                                 "exp_annotations": {
                                     "summary": "5xx rate 10% on prod/web (above 5%)",
                                     "runbook": "Runbook 2: High Error Rate (5xx errors)",
+                                },
+                            }
+                        ],
+                    },
+                    {
+                        "eval_time": "10m",
+                        "alertname": "WebSearchErrors",
+                        "exp_alerts": [
+                            {
+                                "exp_labels": {
+                                    "severity": "warning",
+                                    "tool": "web_search",
+                                    "namespace": "prod",
+                                    "deployment": "web",
+                                },
+                                "exp_annotations": {
+                                    "summary": "web search failing 1/s on prod/web",
+                                    "runbook": "Runbook 2: High Error Rate, tool failing",
                                 },
                             }
                         ],
@@ -344,7 +366,7 @@ def _run(*argv: str) -> str:
 
 
 def test_promtool_checks_the_rules_and_their_thresholds(tmp_path: Path) -> None:
-    assert "SUCCESS: 5 rules found" in _run("promtool", "check", "rules", str(RULES))
+    assert "SUCCESS: 6 rules found" in _run("promtool", "check", "rules", str(RULES))
     _run("promtool", "test", "rules", str(_promtool_test_file(tmp_path)))
 
 
@@ -355,14 +377,17 @@ def test_amtool_checks_the_route() -> None:
 
 class _LuminamindMetrics:
     """The guide's metrics for one Deployment, as the service would serve them: everything
-    wrong at once (5xx 10%, p95 25s, 4 GiB per replica), and a second Deployment with no
-    ready replica."""
+    wrong at once (5xx 10%, half of them web search, p95 25s, 4 GiB per replica), and a second
+    Deployment with no ready replica."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         labels = ["namespace", "deployment"]
         self.requests = Counter(
             "luminamind_requests", "", [*labels, "status"], registry=self.registry
+        )
+        self.tool_errors = Counter(
+            "luminamind_tool_errors", "", [*labels, "tool"], registry=self.registry
         )
         self.latency = Histogram(
             "luminamind_request_duration_seconds",
@@ -382,6 +407,7 @@ class _LuminamindMetrics:
         while not self.stop.wait(0.2):
             self.requests.labels("prod", "web", "200").inc(90)
             self.requests.labels("prod", "web", "500").inc(10)
+            self.tool_errors.labels("prod", "web", "web_search").inc(5)
             for _ in range(10):
                 self.latency.labels("prod", "web").observe(25)
 
@@ -409,7 +435,7 @@ def test_prometheus_loads_the_rules_and_evaluates_them_on_the_guides_metrics(
 
         loaded = rules()
         assert {rule["name"] for rule in loaded} == RULE_NAMES
-        assert len(loaded) == 5
+        assert len(loaded) == 6
         assert all(rule["type"] == "alerting" for rule in loaded)
 
         # Every rule evaluates without error, and each becomes pending (its `for` running)
@@ -423,6 +449,7 @@ def test_prometheus_loads_the_rules_and_evaluates_them_on_the_guides_metrics(
             healthy = all(rule["health"] == "ok" for rule in rules())
             expected = {
                 ("HighErrorRate", "web", "critical"),
+                ("WebSearchErrors", "web", "warning"),
                 ("HighLatency", "web", "critical"),
                 ("HighLatency", "web", "warning"),
                 ("HighMemoryUsage", "web", "warning"),

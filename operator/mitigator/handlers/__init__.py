@@ -1,5 +1,5 @@
 """Thin kopf glue. Importing this package registers every handler with kopf."""
 
-from mitigator.handlers import escalation, incidents, policies, startup
+from mitigator.handlers import bridge, escalation, incidents, policies, startup
 
-__all__ = ["escalation", "incidents", "policies", "startup"]
+__all__ = ["bridge", "escalation", "incidents", "policies", "startup"]

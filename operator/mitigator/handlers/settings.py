@@ -27,3 +27,25 @@ class OperatorSettings:
             escalation_tick_seconds=float(os.environ.get("MITIGATOR_ESCALATION_TICK_SECONDS", "5")),
             max_workers=int(os.environ.get("MITIGATOR_MAX_WORKERS", "32")),
         )
+
+
+@dataclass(frozen=True)
+class BridgeSettings:
+    """The Alertmanager bridge inside the operator's process: on when MITIGATOR_BRIDGE_PORT is
+    set. The rest of its settings (token, target labels, limits) are the bridge's own
+    MITIGATOR_BRIDGE_* variables, read by `mitigator.bridge.config.BridgeConfig`."""
+
+    port: int | None
+    host: str
+    tls_cert: str | None
+    tls_key: str | None
+
+    @classmethod
+    def from_environment(cls) -> BridgeSettings:
+        port = os.environ.get("MITIGATOR_BRIDGE_PORT", "").strip()
+        return cls(
+            port=int(port) if port else None,
+            host=os.environ.get("MITIGATOR_BRIDGE_HOST", "127.0.0.1"),
+            tls_cert=os.environ.get("MITIGATOR_BRIDGE_TLS_CERT") or None,
+            tls_key=os.environ.get("MITIGATOR_BRIDGE_TLS_KEY") or None,
+        )

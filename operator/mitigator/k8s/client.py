@@ -34,6 +34,45 @@ class Conflict(RuntimeError):
     """The object changed under us (resourceVersion test failed): read again and retry."""
 
 
+class AlreadyExists(Conflict):
+    """An object of that name exists already (a create answered 409)."""
+
+
+class NamespaceNotFound(NotFound):
+    """The namespace to create the object in does not exist."""
+
+
+class Invalid(ValueError):
+    """The API server refused the object as invalid (422); the message says why."""
+
+
+def _status_of(exc: ApiException) -> JsonObject:
+    """The metav1.Status the API server answered with, or {}."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _translate_write(exc: ApiException, what: str) -> Exception:
+    """Like `_translate`, for creates and merge patches: 409 AlreadyExists vs a resourceVersion
+    conflict, a missing namespace vs a missing object, and 422 as `Invalid`."""
+    status = _status_of(exc)
+    details = status.get("details") or {}
+    if exc.status == 409:
+        if status.get("reason") == "AlreadyExists":
+            return AlreadyExists(f"{what} already exists")
+        return Conflict(f"{what}: conflict: {status.get('message') or exc.reason}")
+    if exc.status == 404 and details.get("kind") == "namespaces":
+        return NamespaceNotFound(str(status.get("message") or f"namespace of {what} not found"))
+    if exc.status == 404 and details.get("name"):
+        return NotFound(f"{what} not found")
+    if exc.status == 422:
+        return Invalid(str(status.get("message") or exc.reason))
+    return exc
+
+
 def _decode(response: Any) -> JsonObject:
     return dict(json.loads(response.data))
 
@@ -71,6 +110,21 @@ class KubeClient:
         except config.ConfigException:
             path = kubeconfig or os.environ.get("KUBECONFIG") or None
             return cls(config.new_client_from_config(config_file=path))  # type: ignore[no-untyped-call]
+
+    @classmethod
+    def from_environment_pooled(
+        cls, kubeconfig: str | None = None, *, pool_size: int
+    ) -> KubeClient:
+        """Like `from_environment`, with room for `pool_size` concurrent connections (the
+        client's default is 5 per CPU; more threads than that reconnect on every call)."""
+        configuration = client.Configuration()
+        try:
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            path = kubeconfig or os.environ.get("KUBECONFIG") or None
+            config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
+        configuration.connection_pool_maxsize = max(pool_size, 1)
+        return cls(client.ApiClient(configuration))
 
     # ------------------------------------------------------------ deployments
 
@@ -178,6 +232,34 @@ class KubeClient:
             GROUP, VERSION, namespace, "incidents", name, patch, _preload_content=False
         )
         return _decode(response)
+
+    def add_incident(self, namespace: str, body: JsonObject) -> JsonObject:
+        """Create an Incident; AlreadyExists, NamespaceNotFound and Invalid say why not."""
+        name = (body.get("metadata") or {}).get("name", "")
+        try:
+            return self.create_incident(namespace, body)
+        except ApiException as exc:
+            raise _translate_write(exc, f"Incident {namespace}/{name}") from exc
+
+    def find_incidents(self, namespace: str, label_selector: str) -> list[JsonObject]:
+        """The Incidents in `namespace` with these labels (none if the namespace is unknown)."""
+        response = self.custom.list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "incidents",
+            label_selector=label_selector,
+            _preload_content=False,
+        )
+        return list(_decode(response)["items"])
+
+    def merge_patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+        """A JSON merge patch of an Incident; with metadata.resourceVersion in the patch, a
+        concurrent change is a `Conflict`. NotFound and Invalid as for `add_incident`."""
+        try:
+            return self.patch_incident(namespace, name, patch)
+        except ApiException as exc:
+            raise _translate_write(exc, f"Incident {namespace}/{name}") from exc
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:
         try:

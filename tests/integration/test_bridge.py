@@ -1,0 +1,553 @@
+"""The Alertmanager bridge against the real API server: Incidents created, merged and
+resolved from webhook payloads, idempotent under resends and races; alerts that name no
+target or a refused one accounted for; API failures answered 503.
+
+`RunningBridge` and the payload builders here are shared with tests/e2e and benchmarks/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import json
+import ssl
+import threading
+import uuid
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+from kubernetes import client
+
+from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
+from mitigator.bridge.config import BridgeConfig
+from mitigator.bridge.mapping import (
+    LABEL_EPISODE,
+    LABEL_GROUP,
+    LABEL_SOURCE,
+    MappingRules,
+    group_hash,
+    incident_name,
+)
+from mitigator.bridge.server import ALERTS_PATH, Bridge
+from mitigator.k8s.client import KubeClient
+
+GROUP, VERSION = "mitigator.luminamind.io", "v1alpha1"
+TOKEN = "bridge-test-token-0123456789abcdef"
+
+
+# ----------------------------------------------------------------- harness
+
+
+class RunningBridge:
+    """A `Bridge` serving on its own event loop in a background thread (as it would in its own
+    process), so that tests talk to it over real HTTP."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        config: BridgeConfig,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.bridge = Bridge(kube, config)
+        self.ssl_context = ssl_context
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def __enter__(self) -> RunningBridge:
+        self._thread.start()
+        start = self.bridge.start("127.0.0.1", 0, self.ssl_context)
+        self.port = asyncio.run_coroutine_threadsafe(start, self._loop).result(timeout=30)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.bridge.stop(), self._loop).result(timeout=60)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+        self._loop.close()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{ALERTS_PATH}"
+
+    def metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return self.bridge.metrics.value(name, labels)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        *,
+        chunked: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        connection: http.client.HTTPConnection
+        if tls is not None:
+            connection = http.client.HTTPSConnection("127.0.0.1", self.port, context=tls)
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            connection.request(
+                method, path, body=body, headers=headers or {}, encode_chunked=chunked
+            )
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def post(
+        self,
+        payload: Any = None,
+        *,
+        raw: bytes | None = None,
+        token: str | None = TOKEN,
+        authorization: str | None = None,
+        content_type: str | None = "application/json",
+    ) -> tuple[int, dict[str, Any]]:
+        """POST to the webhook; answers (status, JSON body)."""
+        body = raw if raw is not None else json.dumps(payload).encode()
+        headers = {}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        elif token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        status, _, data = self.request("POST", ALERTS_PATH, body, headers)
+        return status, json.loads(data)
+
+
+def bridge_config(**overrides: Any) -> BridgeConfig:
+    return BridgeConfig(token=TOKEN, **overrides)
+
+
+def kube_for(cluster: ClusterAccess, pool_size: int = 16) -> KubeClient:
+    return KubeClient.from_environment_pooled(str(cluster.kubeconfig), pool_size=pool_size)
+
+
+# ----------------------------------------------------------------- payloads
+
+
+def stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+EPOCH = datetime(2025, 11, 26, 14, 23, tzinfo=UTC)
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def alert(
+    namespace: str | None,
+    deployment: str | None = "web",
+    *,
+    alertname: str = "HighErrorRate",
+    status: str = "firing",
+    fingerprint: str | None = None,
+    starts_at: datetime = EPOCH,
+    ends_at: datetime | None = None,
+    labels: dict[str, str] | None = None,
+    summary: str | None = "5xx rate above 5%",
+) -> dict[str, Any]:
+    """One alert as Alertmanager puts it in a webhook payload."""
+    all_labels = {"alertname": alertname, "severity": "critical"}
+    if namespace is not None:
+        all_labels["namespace"] = namespace
+    if deployment is not None:
+        all_labels["deployment"] = deployment
+    all_labels.update(labels or {})
+    if status == "resolved" and ends_at is None:
+        ends_at = starts_at + timedelta(minutes=5)
+    return {
+        "status": status,
+        "labels": all_labels,
+        "annotations": {"summary": summary} if summary else {},
+        "startsAt": stamp(starts_at),
+        "endsAt": stamp(ends_at) if ends_at else GO_ZERO_TIME,
+        "generatorURL": "http://prometheus.example/graph",
+        "fingerprint": fingerprint or uuid.uuid4().hex[:16],
+    }
+
+
+def webhook(*alerts: dict[str, Any], group_key: str | None = None) -> dict[str, Any]:
+    """A version 4 webhook payload for one alert group."""
+    common = dict(alerts[0]["labels"]) if alerts else {}
+    for item in alerts[1:]:
+        common = {k: v for k, v in common.items() if item["labels"].get(k) == v}
+    firing = any(item["status"] == "firing" for item in alerts)
+    return {
+        "version": "4",
+        "groupKey": group_key or f'{{}}:{{group="{uuid.uuid4().hex}"}}',
+        "truncatedAlerts": 0,
+        "status": "firing" if firing else "resolved",
+        "receiver": "mitigator-bridge",
+        "groupLabels": {k: common[k] for k in ("alertname", "namespace") if k in common},
+        "commonLabels": common,
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.example:9093",
+        "alerts": list(alerts),
+    }
+
+
+# ----------------------------------------------------------------- reading back
+
+
+def list_incidents(api_client: client.ApiClient, namespace: str) -> list[dict[str, Any]]:
+    custom = client.CustomObjectsApi(api_client)
+    listed = cast(
+        dict[str, Any], custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "incidents")
+    )
+    return list(listed["items"])
+
+
+def only_incident(api_client: client.ApiClient, namespace: str) -> dict[str, Any]:
+    found = list_incidents(api_client, namespace)
+    assert len(found) == 1, [item["metadata"]["name"] for item in found]
+    return found[0]
+
+
+def recorded(incident: dict[str, Any]) -> dict[str, str]:
+    """fingerprint → status of the alerts an Incident records."""
+    return {a["fingerprint"]: a["status"] for a in incident["spec"]["source"].get("alerts", [])}
+
+
+# ----------------------------------------------------------------- fixtures
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def kube(cluster: ClusterAccess) -> KubeClient:
+    return kube_for(cluster)
+
+
+@pytest.fixture
+def quiet_namespace(api_client: client.ApiClient) -> Iterator[str]:
+    """A namespace the session's operator does not watch (it watches mt-*): for tests that
+    play the operator's part themselves."""
+    core = client.CoreV1Api(api_client)
+    name = new_namespace_name("bt")
+    labels = {TEST_NAMESPACE_LABEL: "true"}
+    core.create_namespace(
+        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels))
+    )
+    yield name
+    core.delete_namespace(name)
+
+
+@pytest.fixture(scope="module")
+def bridge_server(kube: KubeClient, crds: None) -> Iterator[RunningBridge]:
+    config = bridge_config(rules=MappingRules(allowed_namespaces=("mt-*", "bt-*")))
+    with RunningBridge(kube, config) as running:
+        yield running
+
+
+# ----------------------------------------------------------------- behaviour
+
+
+def test_a_firing_group_becomes_one_incident(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    first = alert(namespace, fingerprint="a1b2c3d4e5f60718", labels={"team": "agents"})
+    payload = webhook(first)
+    status, body = bridge_server.post(payload)
+
+    assert status == 200, body
+    digest = group_hash(payload["groupKey"], namespace, "web")
+    name = incident_name("web", digest)
+    assert body["incidents"] == [
+        {
+            "namespace": namespace,
+            "name": name,
+            "target": "web",
+            "result": "created",
+            "alerts": 1,
+            "recorded": 1,
+        }
+    ]
+    assert body["unmapped"] == body["rejected"] == body["skipped"] == []
+    incident = only_incident(api_client, namespace)
+    assert incident["metadata"]["name"] == name
+    assert len(name) <= 63
+    labels = incident["metadata"]["labels"]
+    assert labels[LABEL_SOURCE] == "alertmanager"
+    assert labels[LABEL_GROUP] == digest[:40]
+    assert labels[LABEL_EPISODE] == "1"
+    spec = incident["spec"]
+    assert spec["target"] == {"kind": "Deployment", "name": "web"}
+    assert spec["title"] == "5xx rate above 5%"
+    assert "severity" not in spec  # a hint in the labels; the operator classifies
+    source = spec["source"]
+    assert source["type"] == "alertmanager"
+    assert source["alertname"] == "HighErrorRate"
+    assert source["fingerprint"] == "a1b2c3d4e5f60718"
+    assert source["groupKey"] == payload["groupKey"]
+    assert source["labels"]["severity"] == "critical"
+    assert source["labels"]["team"] == "agents"
+    assert source["alerts"] == [
+        {
+            "fingerprint": "a1b2c3d4e5f60718",
+            "alertname": "HighErrorRate",
+            "status": "firing",
+            "startsAt": stamp(EPOCH),
+            "labels": first["labels"],
+        }
+    ]
+    assert "resolvedAt" not in source
+
+
+def test_resends_change_nothing(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    payload = webhook(alert(namespace))
+    results = [bridge_server.post(payload) for _ in range(4)]
+
+    assert [status for status, _ in results] == [200] * 4
+    assert [body["incidents"][0]["result"] for _, body in results] == [
+        "created",
+        "unchanged",
+        "unchanged",
+        "unchanged",
+    ]
+    incident = only_incident(api_client, namespace)
+    assert incident["metadata"]["generation"] == 1
+
+
+def test_new_alerts_join_the_incident_and_the_resolution_is_recorded(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    a = alert(namespace, fingerprint="aaaaaaaaaaaaaaaa")
+    b = alert(namespace, fingerprint="bbbbbbbbbbbbbbbb", starts_at=EPOCH + timedelta(minutes=1))
+    key = f'{{}}:{{namespace="{namespace}"}}'
+
+    bridge_server.post(webhook(a, group_key=key))
+    status, body = bridge_server.post(webhook(a, b, group_key=key))
+    assert status == 200 and body["incidents"][0]["result"] == "updated"
+    assert recorded(only_incident(api_client, namespace)) == {
+        "aaaaaaaaaaaaaaaa": "firing",
+        "bbbbbbbbbbbbbbbb": "firing",
+    }
+
+    a_resolved = {**a, "status": "resolved", "endsAt": stamp(EPOCH + timedelta(minutes=3))}
+    bridge_server.post(webhook(a_resolved, b, group_key=key))
+    incident = only_incident(api_client, namespace)
+    assert recorded(incident) == {"aaaaaaaaaaaaaaaa": "resolved", "bbbbbbbbbbbbbbbb": "firing"}
+    assert "resolvedAt" not in incident["spec"]["source"]
+
+    b_resolved = {**b, "status": "resolved", "endsAt": stamp(EPOCH + timedelta(minutes=7))}
+    # Alertmanager's last word on a group: only what changed, the rest already resolved.
+    status, body = bridge_server.post(webhook(b_resolved, group_key=key))
+    assert status == 200 and body["incidents"][0]["result"] == "updated"
+    incident = only_incident(api_client, namespace)
+    source = incident["spec"]["source"]
+    assert recorded(incident) == {"aaaaaaaaaaaaaaaa": "resolved", "bbbbbbbbbbbbbbbb": "resolved"}
+    assert source["resolvedAt"] == stamp(EPOCH + timedelta(minutes=7))
+    [b_record] = [x for x in source["alerts"] if x["fingerprint"] == "bbbbbbbbbbbbbbbb"]
+    assert b_record["endsAt"] == stamp(EPOCH + timedelta(minutes=7))
+
+    # A late resend of the firing state does not undo the resolution.
+    status, body = bridge_server.post(webhook(a, b, group_key=key))
+    assert body["incidents"][0]["result"] == "unchanged"
+    assert only_incident(api_client, namespace)["spec"]["source"]["resolvedAt"]
+
+
+def test_one_group_naming_two_deployments_makes_two_incidents(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    status, body = bridge_server.post(
+        webhook(alert(namespace, "web"), alert(namespace, "api"), alert(namespace, "api"))
+    )
+
+    assert status == 200
+    assert sorted((i["target"], i["alerts"]) for i in body["incidents"]) == [
+        ("api", 2),
+        ("web", 1),
+    ]
+    targets = sorted(i["spec"]["target"]["name"] for i in list_incidents(api_client, namespace))
+    assert targets == ["api", "web"]
+
+
+def test_the_target_label_list_is_tried_in_order(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    by_app = alert(namespace, None, labels={"app": "chat"})
+    by_k8s_name = alert(namespace, None, labels={"app_kubernetes_io_name": "search"})
+    both = alert(namespace, "worker", labels={"app": "ignored"})
+    status, _ = bridge_server.post(webhook(by_app, by_k8s_name, both))
+
+    assert status == 200
+    targets = sorted(i["spec"]["target"]["name"] for i in list_incidents(api_client, namespace))
+    assert targets == ["chat", "search", "worker"]
+
+
+def test_alerts_naming_no_target_are_answered_and_counted(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    before = bridge_server.metric("mitigator_bridge_alerts_unmapped_total")
+    no_namespace = alert(None, "web", fingerprint="0000000000000001")
+    no_deployment = alert(namespace, None, fingerprint="0000000000000002")
+    status, body = bridge_server.post(webhook(no_namespace, no_deployment))
+
+    assert status == 200, body
+    assert body["incidents"] == []
+    assert [(n["fingerprint"], n["reason"]) for n in body["unmapped"]] == [
+        ("0000000000000001", "no_namespace_label"),
+        ("0000000000000002", "no_target_label"),
+    ]
+    assert "deployment, app, app_kubernetes_io_name" in body["unmapped"][1]["message"]
+    assert bridge_server.metric("mitigator_bridge_alerts_unmapped_total") == before + 2
+    assert list_incidents(api_client, namespace) == []
+
+
+def test_a_group_mixing_good_and_refused_alerts_makes_the_good_ones_and_reports_the_rest(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    good = alert(namespace, "web", fingerprint="9000000000000001")
+    unknown = alert("mt-no-such-namespace", "web", fingerprint="9000000000000002")
+    invalid = alert(namespace, "Web_App", fingerprint="9000000000000003")
+    unmapped = alert(namespace, None, fingerprint="9000000000000004")
+    status, body = bridge_server.post(webhook(good, unknown, invalid, unmapped))
+
+    assert status == 200, body
+    assert [i["target"] for i in body["incidents"]] == ["web"]
+    assert sorted((n["fingerprint"], n["reason"]) for n in body["rejected"]) == [
+        ("9000000000000002", "unknown_namespace"),
+        ("9000000000000003", "invalid_target"),
+    ]
+    assert [n["fingerprint"] for n in body["unmapped"]] == ["9000000000000004"]
+    assert recorded(only_incident(api_client, namespace)) == {"9000000000000001": "firing"}
+
+
+def test_concurrent_deliveries_of_a_new_group_make_one_incident(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    payload = webhook(alert(namespace), alert(namespace, "api"))
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(lambda _: bridge_server.post(payload), range(24)))
+
+    assert {status for status, _ in answers} == {200}
+    results = [i["result"] for _, body in answers for i in body["incidents"]]
+    assert results.count("created") == 2
+    assert len(list_incidents(api_client, namespace)) == 2
+
+
+def test_a_group_firing_again_after_it_was_closed_opens_the_next_episode(
+    bridge_server: RunningBridge, api_client: client.ApiClient, quiet_namespace: str
+) -> None:
+    namespace = quiet_namespace
+    key = f'{{}}:{{namespace="{namespace}",alertname="HighLatency"}}'
+    firing = alert(namespace, fingerprint="cccccccccccccccc", alertname="HighLatency")
+    resolved = {**firing, "status": "resolved", "endsAt": stamp(EPOCH + timedelta(minutes=9))}
+    bridge_server.post(webhook(firing, group_key=key))
+    bridge_server.post(webhook(resolved, group_key=key))
+    first = only_incident(api_client, namespace)
+    name = first["metadata"]["name"]
+
+    # Not closed until the operator is done with it too: a re-fire re-opens this one.
+    again = {**firing, "startsAt": stamp(EPOCH + timedelta(minutes=20))}
+    status, body = bridge_server.post(webhook(again, group_key=key))
+    assert body["incidents"][0] == {**body["incidents"][0], "name": name, "result": "updated"}
+    assert "resolvedAt" not in only_incident(api_client, namespace)["spec"]["source"]
+    resolved_again = {**again, "status": "resolved", "endsAt": stamp(EPOCH + timedelta(minutes=25))}
+    bridge_server.post(webhook(resolved_again, group_key=key))
+
+    # The operator resolved it: the next firing is a new episode with a new Incident.
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object_status(
+        GROUP, VERSION, namespace, "incidents", name, {"status": {"phase": "Resolved"}}
+    )
+    stale = bridge_server.post(webhook(again, group_key=key))[1]
+    assert stale["incidents"][0]["result"] == "unchanged"
+    later = {**firing, "startsAt": stamp(EPOCH + timedelta(hours=2))}
+    status, body = bridge_server.post(webhook(later, group_key=key))
+
+    assert status == 200
+    assert body["incidents"][0]["name"] == f"{name}-2"
+    assert body["incidents"][0]["result"] == "created"
+    incidents = {i["metadata"]["name"]: i for i in list_incidents(api_client, namespace)}
+    assert sorted(incidents) == [name, f"{name}-2"]
+    assert incidents[f"{name}-2"]["metadata"]["labels"][LABEL_EPISODE] == "2"
+    assert recorded(incidents[f"{name}-2"]) == {"cccccccccccccccc": "firing"}
+    # Resends now go to the open episode.
+    assert (
+        bridge_server.post(webhook(later, group_key=key))[1]["incidents"][0]["name"] == f"{name}-2"
+    )
+
+
+def test_resolved_alerts_of_a_group_without_incident_are_skipped(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    status, body = bridge_server.post(webhook(alert(namespace, status="resolved")))
+
+    assert status == 200
+    assert body["incidents"] == []
+    assert [n["reason"] for n in body["skipped"]] == ["no_open_incident"]
+    assert list_incidents(api_client, namespace) == []
+
+
+def test_an_incident_of_the_same_name_not_made_by_the_bridge_is_not_taken_over(
+    bridge_server: RunningBridge, api_client: client.ApiClient, namespace: str
+) -> None:
+    payload = webhook(alert(namespace))
+    name = incident_name("web", group_hash(payload["groupKey"], namespace, "web"))
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "incidents",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "Incident",
+            "metadata": {"name": name},
+            "spec": {"target": {"name": "web"}, "title": "by hand"},
+        },
+    )
+    status, body = bridge_server.post(payload)
+
+    assert status == 422, body
+    assert body["error"] == "refused_by_api_server"
+    assert "was not created for this alert group" in body["message"]
+    assert only_incident(api_client, namespace)["spec"]["title"] == "by hand"
+
+
+def test_healthz_and_metrics(bridge_server: RunningBridge, namespace: str) -> None:
+    bridge_server.post(webhook(alert(namespace)))
+    bridge_server.post(raw=b"{", content_type="application/json")
+
+    status, _, body = bridge_server.request("GET", "/healthz")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    status, headers, body = bridge_server.request("GET", "/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = body.decode()
+    for sample in (
+        'mitigator_bridge_requests_total{code="200"}',
+        'mitigator_bridge_requests_rejected_total{reason="malformed_json"}',
+        "mitigator_bridge_alerts_received_total",
+        "mitigator_bridge_incidents_created_total",
+        "mitigator_bridge_incidents_updated_total",
+        "mitigator_bridge_alerts_unmapped_total",
+        "mitigator_bridge_request_duration_seconds_bucket",
+    ):
+        assert sample in text, sample
+
+
+def test_an_unreachable_api_server_is_a_503_so_alertmanager_retries(
+    crds: None, namespace: str
+) -> None:
+    configuration = client.Configuration()
+    configuration.host = "https://127.0.0.1:9"  # nothing listens on the discard port
+    configuration.retries = False
+    kube = KubeClient(client.ApiClient(configuration))
+    with RunningBridge(kube, bridge_config()) as running:
+        status, body = running.post(webhook(alert(namespace)))
+
+        assert status == 503, body
+        assert body["error"] == "kubernetes_unavailable"
+        assert "the Kubernetes API failed" in body["message"]
+        assert running.metric("mitigator_bridge_api_failures_total") == 1
+        assert running.metric("mitigator_bridge_requests_total", {"code": "503"}) == 1
