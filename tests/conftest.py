@@ -96,6 +96,19 @@ def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
     server.server_close()
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker has its own control plane: hand its logs folder to the
+    # controller, which prints them all.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["localkube_logs"] = list(_LOGS)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    _LOGS.extend(getattr(node, "workeroutput", {}).get("localkube_logs", []))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     for folder in _LOGS:
         terminalreporter.write_line(f"localkube: control-plane logs in {folder}")

@@ -45,8 +45,10 @@ def own_namespace(api_client: client.ApiClient) -> Iterator[str]:
 def _start_operator(
     kubeconfig: Path, prometheus: Prometheus, namespace: str, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
+    # Without the session operator's bridge settings: its port is taken by that operator.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MITIGATOR_BRIDGE_")}
     env = {
-        **os.environ,
+        **inherited,
         **operator_environment(prometheus.url),
         "KUBECONFIG": str(kubeconfig),
         **extra,

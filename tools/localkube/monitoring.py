@@ -76,7 +76,11 @@ class Prometheus:
                 {
                     "job_name": "localkube",
                     "scrape_interval": "1s",
-                    "file_sd_configs": [{"files": [str(self._targets_file)]}],
+                    # Re-read every second as well as on file events: a new target is
+                    # scraped at once, not after file_sd's default 5 minutes.
+                    "file_sd_configs": [
+                        {"files": [str(self._targets_file)], "refresh_interval": "1s"}
+                    ],
                 }
             ],
         }
