@@ -19,10 +19,10 @@ from mitigator.domain.classify import classify, effective_severity, severity_hin
 from mitigator.domain.conditions import set_condition
 from mitigator.domain.evidence import Evidence, sample_golden_signals
 from mitigator.domain.guardrails import (
-    check_action_rate,
     check_concurrency,
-    check_cooldown,
     check_protected_namespace,
+    cooldown_refusal,
+    hourly_cap_refusal,
 )
 from mitigator.domain.plan import incident_alertname, plan_steps
 from mitigator.domain.ports import MetricsProvider, usable_value
@@ -349,8 +349,9 @@ class _Tick:
         if plan.dry_run:
             self.escalate("dry run: the plan is recorded and nothing was changed; a person decides")
             return
-        refusal = check_cooldown(
-            last_mitigation_at=last_mitigation_by_others(target, incident_uid=self.view.uid),
+        refusal = cooldown_refusal(
+            target.applied,
+            incident_uid=self.view.uid,
             cooldown=policy.guardrails.cooldown,
             now=self.now,
         )
@@ -393,10 +394,8 @@ class _Tick:
             self.enter(Phase.AWAITING_APPROVAL, message)
             self.note(TimelineEvent.AWAITING_APPROVAL, message)
             return
-        refusal = self.protected_refusal(policy) or check_action_rate(
-            [r.at for r in self.target().applied if r.at and not r.key.endswith("/revert")],
-            max_actions_per_hour=guardrails.max_actions_per_hour,
-            now=self.now,
+        refusal = self.protected_refusal(policy) or hourly_cap_refusal(
+            self.target().applied, limit=guardrails.max_actions_per_hour, now=self.now
         )
         if refusal:
             self.note(TimelineEvent.REFUSED, refusal, warning=True)
@@ -605,13 +604,3 @@ def conditions_for(status: IncidentStatus, *, now: datetime) -> tuple[Condition,
             now=now,
         )
     return tuple(conditions or ())
-
-
-def last_mitigation_by_others(target: TargetSnapshot, *, incident_uid: str) -> datetime | None:
-    """When another incident last changed the target (reverts do not count)."""
-    times = [
-        r.at
-        for r in target.applied
-        if r.at and not r.key.startswith(f"{incident_uid}/") and not r.key.endswith("/revert")
-    ]
-    return max(times, default=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-ALWAYS_PROTECTED = frozenset({"kube-system", "kube-public", "kube-node-lease"})
+from mitigator.domain.guardrails import ALWAYS_PROTECTED_NAMESPACES
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class OperatorSettings:
         extra = os.environ.get("MITIGATOR_PROTECTED_NAMESPACES", "")
         return cls(
             prometheus_url=os.environ.get("MITIGATOR_PROMETHEUS_URL") or None,
-            protected_namespaces=ALWAYS_PROTECTED
+            protected_namespaces=ALWAYS_PROTECTED_NAMESPACES
             | {n.strip() for n in extra.split(",") if n.strip()},
             tick_seconds=float(os.environ.get("MITIGATOR_TICK_SECONDS", "2")),
             escalation_tick_seconds=float(os.environ.get("MITIGATOR_ESCALATION_TICK_SECONDS", "5")),
