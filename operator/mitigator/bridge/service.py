@@ -195,7 +195,7 @@ class BridgeService:
             if create_first and attempt == 0:
                 decision = Create(1, target.body(1))
             else:
-                found = self._api(self.kube.find_incidents, target.namespace, target.group_selector)
+                found = self._api(self._group_incidents, target.namespace, target.group_selector)
                 decision = decide(target, found, self.clock())
             try:
                 return self._carry_out(target, decision)
@@ -227,12 +227,12 @@ class BridgeService:
             return TargetResult(skipped=target.notes(Reason.NO_OPEN_INCIDENT, decision.message))
         result: Result
         if isinstance(decision, Create):
-            created = self._api(self.kube.add_incident, namespace, decision.body)
+            created = self._api(self.kube.create_incident, namespace, decision.body)
             name, result = decision.name, "created"
             recorded = len(created["spec"]["source"].get("alerts", []))
             self.metrics.incidents_created.inc()
         elif isinstance(decision, Patch):
-            self._api(self.kube.merge_patch_incident, namespace, decision.name, decision.patch)
+            self._api(self.kube.patch_incident, namespace, decision.name, decision.patch)
             name, result, recorded = decision.name, "updated", decision.recorded
             self.metrics.incidents_updated.inc()
         else:
@@ -265,6 +265,9 @@ class BridgeService:
             f"an Incident named {name} exists in {target.namespace} and was not created for "
             "this alert group; rename or delete it"
         )
+
+    def _group_incidents(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return self.kube.list_incidents(namespace, label_selector=selector)
 
     def _api(self, call: Callable[..., _T], *args: Any) -> _T:
         """One Kubernetes call; failures other than the expected answers are `ApiFailure`."""

@@ -1,5 +1,21 @@
 """The one module that talks to the Kubernetes API server."""
 
-from mitigator.k8s.client import GROUP, VERSION, Conflict, KubeClient, NotFound
+from mitigator.k8s.client import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Invalid,
+    KubeClient,
+    NamespaceNotFound,
+    NotFound,
+)
 
-__all__ = ["GROUP", "VERSION", "Conflict", "KubeClient", "NotFound"]
+__all__ = [
+    "AlreadyExists",
+    "ApiError",
+    "Conflict",
+    "Invalid",
+    "KubeClient",
+    "NamespaceNotFound",
+    "NotFound",
+]

@@ -15,8 +15,7 @@ from typing import Any
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-GROUP = "mitigator.luminamind.io"
-VERSION = "v1alpha1"
+from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
 
 JsonObject = dict[str, Any]
 JsonPatch = list[dict[str, Any]]
@@ -46,6 +45,18 @@ class Invalid(ValueError):
     """The API server refused the object as invalid (422); the message says why."""
 
 
+class ApiError(RuntimeError):
+    """Any other answer of the API server; `transient` when a retry may succeed."""
+
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or self.status >= 500 or self.status == 429
+
+
 def _status_of(exc: ApiException) -> JsonObject:
     """The metav1.Status the API server answered with, or {}."""
     try:
@@ -70,7 +81,7 @@ def _translate_write(exc: ApiException, what: str) -> Exception:
         return NotFound(f"{what} not found")
     if exc.status == 422:
         return Invalid(str(status.get("message") or exc.reason))
-    return exc
+    return _api_error(exc, what)
 
 
 def _decode(response: Any) -> JsonObject:
@@ -85,7 +96,11 @@ def _translate(exc: ApiException, what: str) -> Exception:
         return Conflict(f"{what} changed while it was being patched; will re-read")
     if exc.status == 409:
         return Conflict(f"{what}: conflict: {exc.reason}")
-    return exc
+    return _api_error(exc, what)
+
+
+def _api_error(exc: ApiException, what: str) -> ApiError:
+    return ApiError(f"{what}: API error {exc.status}: {exc.reason}", status=exc.status)
 
 
 def selector_string(match_labels: Mapping[str, str]) -> str:
@@ -196,18 +211,30 @@ class KubeClient:
 
     def list_policies(self, namespace: str) -> list[JsonObject]:
         response = self.custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, "mitigationpolicies", _preload_content=False
+            API_GROUP, API_VERSION, namespace, POLICY_PLURAL, _preload_content=False
         )
         return list(_decode(response)["items"])
 
-    def list_incidents(self, namespace: str | None = None) -> list[JsonObject]:
+    def list_incidents(
+        self, namespace: str | None = None, *, label_selector: str = ""
+    ) -> list[JsonObject]:
+        """The Incidents of `namespace` (every namespace if None) with these labels."""
         if namespace is None:
             response = self.custom.list_cluster_custom_object(
-                GROUP, VERSION, "incidents", _preload_content=False
+                API_GROUP,
+                API_VERSION,
+                INCIDENT_PLURAL,
+                label_selector=label_selector,
+                _preload_content=False,
             )
         else:
             response = self.custom.list_namespaced_custom_object(
-                GROUP, VERSION, namespace, "incidents", _preload_content=False
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                INCIDENT_PLURAL,
+                label_selector=label_selector,
+                _preload_content=False,
             )
         return list(_decode(response)["items"])
 
@@ -215,56 +242,46 @@ class KubeClient:
         try:
             return _decode(
                 self.custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, "incidents", name, _preload_content=False
+                    API_GROUP, API_VERSION, namespace, INCIDENT_PLURAL, name, _preload_content=False
                 )
             )
         except ApiException as exc:
             raise _translate(exc, f"Incident {namespace}/{name}") from exc
 
     def create_incident(self, namespace: str, body: JsonObject) -> JsonObject:
-        response = self.custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "incidents", body, _preload_content=False
-        )
-        return _decode(response)
-
-    def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
-        response = self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, namespace, "incidents", name, patch, _preload_content=False
-        )
-        return _decode(response)
-
-    def add_incident(self, namespace: str, body: JsonObject) -> JsonObject:
         """Create an Incident; AlreadyExists, NamespaceNotFound and Invalid say why not."""
         name = (body.get("metadata") or {}).get("name", "")
         try:
-            return self.create_incident(namespace, body)
+            return _decode(
+                self.custom.create_namespaced_custom_object(
+                    API_GROUP, API_VERSION, namespace, INCIDENT_PLURAL, body, _preload_content=False
+                )
+            )
         except ApiException as exc:
             raise _translate_write(exc, f"Incident {namespace}/{name}") from exc
 
-    def find_incidents(self, namespace: str, label_selector: str) -> list[JsonObject]:
-        """The Incidents in `namespace` with these labels (none if the namespace is unknown)."""
-        response = self.custom.list_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            "incidents",
-            label_selector=label_selector,
-            _preload_content=False,
-        )
-        return list(_decode(response)["items"])
-
-    def merge_patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+    def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         """A JSON merge patch of an Incident; with metadata.resourceVersion in the patch, a
-        concurrent change is a `Conflict`. NotFound and Invalid as for `add_incident`."""
+        concurrent change is a `Conflict`. NotFound and Invalid as for `create_incident`."""
         try:
-            return self.patch_incident(namespace, name, patch)
+            return _decode(
+                self.custom.patch_namespaced_custom_object(
+                    API_GROUP,
+                    API_VERSION,
+                    namespace,
+                    INCIDENT_PLURAL,
+                    name,
+                    patch,
+                    _preload_content=False,
+                )
+            )
         except ApiException as exc:
             raise _translate_write(exc, f"Incident {namespace}/{name}") from exc
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:
         try:
             self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, "mitigationpolicies", name, {"status": status}
+                API_GROUP, API_VERSION, namespace, POLICY_PLURAL, name, {"status": status}
             )
         except ApiException as exc:
             if exc.status != 404:  # deleted meanwhile: nothing to report on
