@@ -158,14 +158,20 @@ def operator_environment(prometheus_url: str) -> dict[str, str]:
 def operator(
     cluster: ClusterAccess, crds: None, prometheus: Prometheus, signals: Signals, bridge: Bridge
 ) -> Iterator[None]:
+    import kopf
     from kopf.testing import KopfRunner
+
+    from mitigator.handlers import register
+    from mitigator.settings import OperatorSettings
 
     os.environ.update(operator_environment(prometheus.url))
     os.environ["MITIGATOR_BRIDGE_PORT"] = str(bridge.port)
     os.environ["MITIGATOR_BRIDGE_TOKEN"] = bridge.token
     os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
-    args = ["run", "--standalone", "--namespace", "mt-*", "-m", "mitigator.handlers"]
-    with KopfRunner(args, timeout=60) as runner:
+    registry = kopf.OperatorRegistry()
+    register(registry, OperatorSettings())
+    args = ["run", "--standalone", "--namespace", "mt-*"]
+    with KopfRunner(args, timeout=60, registry=registry) as runner:
         yield
     assert runner.exit_code == 0, runner.output
     assert runner.exception is None, runner.exception

@@ -8,5 +8,7 @@ API_GROUP = "mitigator.luminamind.io"
 API_VERSION = "v1alpha1"
 INCIDENT_PLURAL = "incidents"
 POLICY_PLURAL = "mitigationpolicies"
+# The exactly-once record of the actions applied to an object, kept on the object itself.
+ACTIONS_ANNOTATION = f"{API_GROUP}/actions"
 
-__all__ = ["API_GROUP", "API_VERSION", "INCIDENT_PLURAL", "POLICY_PLURAL"]
+__all__ = ["ACTIONS_ANNOTATION", "API_GROUP", "API_VERSION", "INCIDENT_PLURAL", "POLICY_PLURAL"]

@@ -9,12 +9,22 @@ import sys
 
 def _run(args: argparse.Namespace) -> int:
     import kopf  # noqa: PLC0415 - only `run` needs kopf; --help stays fast
+    from pydantic import ValidationError  # noqa: PLC0415
 
-    import mitigator.handlers  # noqa: F401, PLC0415 - registers the handlers
+    from mitigator.handlers import register  # noqa: PLC0415
+    from mitigator.models import describe_validation_error  # noqa: PLC0415
+    from mitigator.settings import OperatorSettings  # noqa: PLC0415
 
-    if args.prometheus_url:
-        os.environ["MITIGATOR_PROMETHEUS_URL"] = args.prometheus_url
+    overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
+    try:
+        settings = OperatorSettings(**overrides)
+    except ValidationError as exc:
+        print(f"mitigator run: {describe_validation_error(exc, root='settings')}", file=sys.stderr)
+        return 2
+    registry = kopf.OperatorRegistry()
+    register(registry, settings)
     kopf.run(
+        registry=registry,
         standalone=args.standalone,
         clusterwide=not args.namespace,
         namespaces=args.namespace or [],
@@ -78,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
     run.add_argument(
         "--prometheus-url",
-        default=os.environ.get("MITIGATOR_PROMETHEUS_URL"),
+        default=None,
         help="default Prometheus for policies that name none (env MITIGATOR_PROMETHEUS_URL)",
     )
     run.set_defaults(handler=_run)

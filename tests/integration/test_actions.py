@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from kubernetes import client
 
+from mitigator import ACTIONS_ANNOTATION
 from mitigator.actions.executor import ActionExecutor
-from mitigator.actions.marker import ACTIONS_ANNOTATION
 from mitigator.k8s import KubeClient
+from mitigator.models import ActionStep, ActionType
+from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
 from tests.kube import deployment_manifest, wait_rollout
 
 pytestmark = pytest.mark.cluster
@@ -22,16 +25,41 @@ def executor(api_client: client.ApiClient) -> ActionExecutor:
     return ActionExecutor(KubeClient(api_client))
 
 
-def _apply(executor: ActionExecutor, namespace: str, action_type: str, params: dict, **kw: object):
+def _apply(
+    executor: ActionExecutor,
+    namespace: str,
+    action_type: str,
+    params: dict[str, Any],
+    *,
+    action_id: str | None = None,
+    max_replicas: int = 10,
+) -> ActionOutcome:
     return executor.apply(
-        namespace=namespace,
-        target="svc",
-        action_type=action_type,
-        params=params,
-        incident_uid=str(kw.get("uid", "uid-1")),
-        action_id=str(kw.get("action_id", f"0-{action_type}")),
-        max_replicas=int(kw.get("max_replicas", 10)),  # type: ignore[call-overload]
-        now=datetime.now(UTC),
+        ActionRequest(
+            namespace=namespace,
+            target="svc",
+            incident_uid="uid-1",
+            action_id=action_id or f"0-{action_type}",
+            action=ActionStep.model_validate({action_type: params}).action,
+            max_replicas=max_replicas,
+            now=datetime.now(UTC),
+        )
+    )
+
+
+def _revert(
+    executor: ActionExecutor, namespace: str, action_type: str, before: dict[str, Any]
+) -> ActionOutcome:
+    return executor.revert(
+        RevertRequest(
+            namespace=namespace,
+            target="svc",
+            incident_uid="uid-1",
+            action_id=f"0-{action_type}",
+            action_type=ActionType(action_type),
+            before=before,
+            now=datetime.now(UTC),
+        )
     )
 
 
@@ -113,18 +141,28 @@ def test_scale_is_capped_and_reverted(
     wait_rollout(apps, namespace, "svc")
     assert apps.read_namespaced_deployment("svc", namespace).status.ready_replicas == 5
 
-    reverted = executor.revert(
-        namespace=namespace,
-        target="svc",
-        action_type="scale",
-        before=outcome.before,
-        incident_uid="uid-1",
-        action_id="0-scale",
-        now=datetime.now(UTC),
-    )
+    reverted = _revert(executor, namespace, "scale", outcome.before)
     assert reverted.state == "Applied", reverted.message
     wait_rollout(apps, namespace, "svc")
     assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 2
+
+
+def test_an_increment_above_the_cap_never_scales_down(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("svc", replicas=12))
+    wait_rollout(apps, namespace, "svc")
+    before = apps.read_namespaced_deployment("svc", namespace)
+    outcome = _apply(executor, namespace, "scale", {"increment": 2}, max_replicas=10)
+    assert outcome.state == "Skipped", outcome.message
+    assert outcome.message == (
+        "Deployment svc already has 12 replicas (requested 14, capped at maxReplicas 10)"
+    )
+    after = apps.read_namespaced_deployment("svc", namespace)
+    assert after.spec.replicas == 12
+    assert after.metadata.generation == before.metadata.generation
+    assert ACTIONS_ANNOTATION not in (after.metadata.annotations or {})
 
 
 def test_set_env_records_previous_values_and_reverts(
@@ -157,15 +195,7 @@ def test_set_env_records_previous_values_and_reverts(
     }
     assert env == {"LLM_MODEL": "glm-3.5-turbo", "DISABLE_WEB_SEARCH": "true"}
 
-    reverted = executor.revert(
-        namespace=namespace,
-        target="svc",
-        action_type="setEnv",
-        before=outcome.before,
-        incident_uid="uid-1",
-        action_id="0-setEnv",
-        now=datetime.now(UTC),
-    )
+    reverted = _revert(executor, namespace, "setEnv", outcome.before)
     assert reverted.state == "Applied", reverted.message
     env = {
         e.name: e.value
@@ -218,15 +248,7 @@ def test_maintenance_switches_the_service_and_reverts(
     assert core.read_namespaced_service("svc", namespace).spec.selector == {"app": "maintenance"}
     assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 0
 
-    reverted = executor.revert(
-        namespace=namespace,
-        target="svc",
-        action_type="maintenance",
-        before=outcome.before,
-        incident_uid="uid-1",
-        action_id="0-maintenance",
-        now=datetime.now(UTC),
-    )
+    reverted = _revert(executor, namespace, "maintenance", outcome.before)
     assert reverted.state == "Applied", reverted.message
     assert core.read_namespaced_service("svc", namespace).spec.selector == {"app": "svc"}
     wait_rollout(apps, namespace, "svc")

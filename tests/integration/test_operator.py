@@ -158,6 +158,38 @@ def test_scale_up_is_capped_and_reverted_after_resolution(
     assert apps.read_namespaced_deployment("web", namespace).spec.replicas == 2
 
 
+def test_a_scale_increment_on_a_target_above_the_cap_leaves_it_alone(
+    api_client: client.ApiClient,
+    apps: client.AppsV1Api,
+    resources: Resources,
+    namespace: str,
+    signals: Any,
+) -> None:
+    _deploy(apps, namespace, replicas=12)
+    before = apps.read_namespaced_deployment("web", namespace)
+    resources.create(
+        policy_manifest(
+            "surge",
+            app="web",
+            rules=[{"name": "latency", "actions": [{"scale": {"increment": 2}}]}],
+            guardrails={"maxReplicas": 10},
+        )
+    )
+    with Responder(api_client, signals, namespace=namespace, name="web", health=lambda _: SLOW):
+        resources.create(incident_manifest("surge", target="web"))
+        incident = resources.wait_phase("surge", "Resolved", "Escalated", "Failed")
+    status = incident["status"]
+    assert status["phase"] == "Escalated", status.get("message")
+    [action] = status["actions"]
+    assert action["state"] == "Skipped"
+    assert action["message"] == (
+        "Deployment web already has 12 replicas (requested 14, capped at maxReplicas 10)"
+    )
+    after = apps.read_namespaced_deployment("web", namespace)
+    assert after.spec.replicas == 12
+    assert after.metadata.generation == before.metadata.generation
+
+
 def test_restart_clears_a_leak(
     api_client: client.ApiClient,
     apps: client.AppsV1Api,

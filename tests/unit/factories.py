@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from mitigator.domain import Evidence
+from mitigator.domain.evidence import Evidence
 from mitigator.models import IncidentSpec, PolicySpec
 from mitigator.models.evidence import MetricSample, PodHealth
 

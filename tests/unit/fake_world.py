@@ -11,9 +11,9 @@ from typing import Any
 
 from mitigator.domain.lifecycle import Advance, IncidentView, advance
 from mitigator.domain.selection import PolicyCandidate
-from mitigator.models import ActionStep, ActionType, IncidentSpec, IncidentStatus, PolicySpec
+from mitigator.models import ActionState, IncidentSpec, IncidentStatus, PolicySpec
 from mitigator.models.evidence import AppliedRecord, MetricSample, PodHealth, TargetSnapshot
-from mitigator.models.outcomes import ActionOutcome
+from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
 from tests.unit.factories import NOW
 
 
@@ -66,42 +66,22 @@ class FakeWorld:
     def active_mitigations(self, namespace: str, *, excluding: str) -> int:
         return self.busy
 
-    def apply(
-        self,
-        *,
-        namespace: str,
-        target: str,
-        step: ActionStep,
-        incident_uid: str,
-        action_id: str,
-        max_replicas: int,
-        now: datetime,
-    ) -> ActionOutcome:
-        self.calls.append((action_id, step.action_type.value))
+    def apply(self, request: ActionRequest) -> ActionOutcome:
+        self.calls.append((request.action_id, request.action_type.value))
         outcome = (
             self.outcomes.pop(0)
             if self.outcomes
-            else ActionOutcome("Applied", f"applied {action_id}", before={"replicas": 2})
-        )
-        if outcome.state == "Applied":
-            self.applied.append(
-                AppliedRecord(f"{incident_uid}/{action_id}", step.action_type.value, now)
+            else ActionOutcome(
+                ActionState.APPLIED, f"applied {request.action_id}", before={"replicas": 2}
             )
+        )
+        if outcome.state is ActionState.APPLIED:
+            self.applied.append(AppliedRecord(request.key, request.action_type.value, request.now))
         return outcome
 
-    def revert(
-        self,
-        *,
-        namespace: str,
-        target: str,
-        action_type: ActionType,
-        before: dict[str, Any],
-        incident_uid: str,
-        action_id: str,
-        now: datetime,
-    ) -> ActionOutcome:
-        self.reverted.append((action_id, before))
-        return ActionOutcome("Applied", f"reverted {action_id}")
+    def revert(self, request: RevertRequest) -> ActionOutcome:
+        self.reverted.append((request.action_id, request.before))
+        return ActionOutcome(ActionState.APPLIED, f"reverted {request.action_id}")
 
 
 class Driver:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from mitigator.domain import Evidence, classify, effective_severity, severity_hint_from_labels
+from mitigator.domain.classify import classify, effective_severity, severity_hint_from_labels
+from mitigator.domain.evidence import Evidence
 from mitigator.models import Classification, Severity, SeverityThresholds
 from mitigator.models.evidence import MetricSample, PodHealth
 from tests.unit.factories import NOW, evidence

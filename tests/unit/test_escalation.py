@@ -7,7 +7,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mitigator.domain import due_escalations, record_notification, settled_levels
+from mitigator.domain.escalation import due_escalations, record_notification, settled_levels
 from mitigator.models import EscalationLevel, EscalationStatus
 from tests.unit.factories import NOW
 

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 import math
 
-from mitigator.domain import (
-    MetricsProvider,
-    all_pods_down,
-    describe_sample,
-    sample_golden_signals,
-    usable_value,
-)
+from mitigator.domain.evidence import all_pods_down, sample_golden_signals
+from mitigator.domain.ports import MetricsProvider, describe_sample, usable_value
 from mitigator.models import MetricQueries
 from mitigator.models.evidence import MetricSample, PodHealth
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mitigator.domain import plan_steps, select_rule
+from mitigator.domain.plan import plan_steps, select_rule
 from mitigator.models import ActionType, IncidentSpec, PolicySpec, Severity
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.models import ActionState, Phase, Severity
 from mitigator.models.evidence import AppliedRecord, PodHealth
-from mitigator.models.outcomes import ActionOutcome
+from mitigator.models.execution import ActionOutcome
 from tests.unit.factories import NOW, incident, policy
 from tests.unit.fake_world import Driver, FakeWorld, with_policy
 
@@ -87,12 +87,12 @@ def test_a_failed_verification_moves_down_the_ladder_then_escalates() -> None:
 
 def test_a_skipped_step_moves_on_at_once_and_a_retryable_failure_does_not() -> None:
     world = _world()
-    world.outcomes = [ActionOutcome("Skipped", "no previous revision")]
+    world.outcomes = [ActionOutcome(ActionState.SKIPPED, "no previous revision")]
     driver = Driver(world, incident())
     status = driver.tick()
     assert [a.state for a in status.actions or ()] == [ActionState.SKIPPED, ActionState.APPLIED]
     retry_world = _world()
-    retry_world.outcomes = [ActionOutcome("Failed", "conflict", retryable=True)]
+    retry_world.outcomes = [ActionOutcome(ActionState.FAILED, "conflict", retryable=True)]
     retry = Driver(retry_world, incident())
     status = retry.tick()
     assert status.phase is Phase.MITIGATING and status.actions[0].state is ActionState.PENDING  # type: ignore[index]
@@ -181,7 +181,7 @@ def test_no_policy_or_an_invalid_one_escalates_with_the_reason() -> None:
 
 def test_resolution_reverts_what_the_policy_names_newest_first() -> None:
     world = _world(revertOnResolve=["scale"])
-    world.outcomes = [ActionOutcome("Skipped", "no previous revision")]
+    world.outcomes = [ActionOutcome(ActionState.SKIPPED, "no previous revision")]
     driver = Driver(world, incident())
     driver.tick()
     world.error_rate = 0.0

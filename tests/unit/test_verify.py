@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mitigator.domain import Evidence, verify, verify_recovery, window_remaining
+from mitigator.domain.evidence import Evidence
+from mitigator.domain.verify import verify_recovery, window_remaining
 from mitigator.models import CheckName, VerificationCriteria, VerificationResult
 from mitigator.models.evidence import MetricSample, PodHealth
 from tests.unit.factories import NOW, evidence
@@ -16,14 +18,18 @@ from tests.unit.factories import NOW, evidence
 GUIDE = VerificationCriteria()
 
 
+def _verify(observed: Evidence, **arguments: Any) -> VerificationResult:
+    arguments.setdefault("now", NOW)
+    arguments.setdefault("window_started_at", NOW)
+    return verify_recovery(observed, **arguments)
+
+
 def checks(result: VerificationResult) -> dict[str, tuple[bool, str | None, str | None]]:
     return {check.name: (check.passed, check.observed, check.threshold) for check in result.checks}
 
 
 def test_a_recovered_target_passes_every_check() -> None:
-    result = verify_recovery(
-        evidence(error_rate=0.001, p95=1.2), criteria=GUIDE, firing_alerts=0, now=NOW
-    )
+    result = _verify(evidence(error_rate=0.001, p95=1.2), criteria=GUIDE, firing_alerts=0, now=NOW)
     assert result.passed and result.at == NOW
     assert checks(result) == {
         CheckName.ERROR_RATE: (True, "0.1%", "< 0.5%"),
@@ -71,7 +77,7 @@ def test_a_recovered_target_passes_every_check() -> None:
 def test_each_check_fails_on_its_own(
     case: Evidence, firing: int | None, failing: CheckName, message: str
 ) -> None:
-    result = verify_recovery(case, criteria=GUIDE, firing_alerts=firing)
+    result = _verify(case, criteria=GUIDE, firing_alerts=firing)
     assert not result.passed
     failed = [check for check in result.checks if not check.passed]
     assert [check.name for check in failed] == [failing]
@@ -80,25 +86,9 @@ def test_each_check_fails_on_its_own(
 
 def test_checks_the_policy_does_not_require_are_left_out() -> None:
     relaxed = VerificationCriteria(require_all_pods_ready=False, require_no_firing_alerts=False)
-    result = verify_recovery(evidence(ready=1), criteria=relaxed, firing_alerts=None)
+    result = _verify(evidence(ready=1), criteria=relaxed, firing_alerts=None)
     assert result.passed
     assert [check.name for check in result.checks] == [CheckName.ERROR_RATE, CheckName.P95_LATENCY]
-
-
-def test_maintenance_expects_no_pods() -> None:
-    in_maintenance = evidence(desired=0, ready=0)
-    result = verify_recovery(
-        in_maintenance, criteria=GUIDE, firing_alerts=0, expect_replicas_zero=True
-    )
-    assert checks(result)[CheckName.PODS_READY] == (True, "0/0 ready", "0 replicas (maintenance)")
-    still_running = verify_recovery(
-        evidence(desired=0, ready=1), criteria=GUIDE, firing_alerts=0, expect_replicas_zero=True
-    )
-    assert not checks(still_running)[CheckName.PODS_READY][0]
-
-
-def test_verify_is_verify_recovery() -> None:
-    assert verify is verify_recovery
 
 
 def test_window_remaining() -> None:
@@ -137,7 +127,7 @@ def test_verification_never_passes_without_data(
     require_pods: bool,
     require_alerts: bool,
 ) -> None:
-    result = verify_recovery(
+    result = _verify(
         Evidence(
             error_rate=error_rate, p95_seconds=p95, pods=PodHealth(desired=desired, ready=ready)
         ),

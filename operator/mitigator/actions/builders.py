@@ -1,48 +1,38 @@
-"""Pure builders: given the objects as read from the API, what one action changes.
+"""Pure builders: given the objects as read from the API and the typed action, what the
+action changes.
 
-Each returns a ``Change`` (JSON-patch operations plus the before/after record) or raises
-``ActionRefused``; none does I/O, so every rule here is unit-tested without a server.
+Each returns a `Change` (JSON-patch operations plus the before/after record) or raises
+`ActionRefused`; none does I/O, so every rule here is unit-tested without a server.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
-JsonObject = dict[str, Any]
+from mitigator.actions.change import (
+    ActionRefused,
+    Change,
+    container_index,
+    env_ops,
+    images_of,
+    replicas_of,
+    replicas_op,
+    revision_of,
+    selector_op,
+)
+from mitigator.models import (
+    JsonObject,
+    MaintenanceAction,
+    RollbackAction,
+    ScaleAction,
+    SetEnvAction,
+    format_timestamp,
+)
 
-REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
 POD_TEMPLATE_HASH = "pod-template-hash"
-
-
-class ActionRefused(ValueError):
-    """The action cannot be applied to this target as it is; the message says why."""
-
-
-@dataclass(frozen=True)
-class Change:
-    deployment_ops: list[JsonObject]
-    before: JsonObject
-    after: JsonObject
-    message: str
-    service_name: str | None = None
-    service_ops: list[JsonObject] = field(default_factory=list)
-
-
-def revision_of(obj: JsonObject) -> int | None:
-    raw = (obj.get("metadata", {}).get("annotations") or {}).get(REVISION_ANNOTATION)
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
-def images_of(template: JsonObject) -> dict[str, str]:
-    return {c["name"]: c.get("image", "") for c in template.get("spec", {}).get("containers", [])}
 
 
 def _comparable_template(template: JsonObject) -> JsonObject:
@@ -52,7 +42,7 @@ def _comparable_template(template: JsonObject) -> JsonObject:
 
 
 def build_rollback(
-    deployment: JsonObject, replica_sets: list[JsonObject], *, to_revision: int | None
+    deployment: JsonObject, replica_sets: list[JsonObject], rollback: RollbackAction
 ) -> Change:
     """What `kubectl rollout undo` does: the whole pod template of the previous (or a given)
     revision's ReplicaSet, without its pod-template-hash label."""
@@ -61,11 +51,13 @@ def build_rollback(
         raise ActionRefused(f"Deployment {name} is paused; resume it before rolling back")
     current = revision_of(deployment)
     by_revision = {rev: rs for rs in replica_sets if (rev := revision_of(rs)) is not None}
-    if to_revision is not None:
-        if to_revision not in by_revision:
+    if rollback.to_revision is not None:
+        if rollback.to_revision not in by_revision:
             known = ", ".join(str(r) for r in sorted(by_revision)) or "none"
-            raise ActionRefused(f"revision {to_revision} of {name} not found (known: {known})")
-        target_revision = to_revision
+            raise ActionRefused(
+                f"revision {rollback.to_revision} of {name} not found (known: {known})"
+            )
+        target_revision = rollback.to_revision
     else:
         older = [rev for rev in by_revision if current is None or rev < current]
         if not older:
@@ -92,27 +84,22 @@ def _describe_images(images: Mapping[str, str]) -> str:
     return ", ".join(f"{c}={i}" for c, i in images.items())
 
 
-def build_scale(
-    deployment: JsonObject, *, replicas: int | None, increment: int | None, cap: int
-) -> Change:
+def build_scale(deployment: JsonObject, scale: ScaleAction, *, max_replicas: int) -> Change:
+    """Set the replicas the step asks for, under its own `max` and the policy's cap; an
+    increment on a target already at or above the cap changes nothing (refused, with why)."""
     name = deployment["metadata"]["name"]
-    current = int(deployment["spec"].get("replicas", 1))
-    if (replicas is None) == (increment is None):
-        raise ActionRefused("scale needs exactly one of replicas or increment")
-    requested = replicas if replicas is not None else current + (increment or 0)
-    wanted = min(requested, cap)
-    capped = wanted < requested
-    if wanted == current:
-        raise ActionRefused(
-            f"Deployment {name} already has {current} replicas"
-            + (f" (request of {requested} capped at maxReplicas {cap})" if capped else "")
-        )
-    note = f" (requested {requested}, capped at maxReplicas {cap})" if capped else ""
+    current = replicas_of(deployment)
+    target = scale.target_replicas(current, max_replicas=max_replicas)
+    cap_note = f"requested {target.requested}, capped at maxReplicas {target.limit}"
+    if target.replicas == current:
+        reason = f" ({cap_note})" if target.capped else ""
+        raise ActionRefused(f"Deployment {name} already has {current} replicas{reason}")
+    note = f" ({cap_note})" if target.capped else ""
     return Change(
-        deployment_ops=[{"op": "replace", "path": "/spec/replicas", "value": wanted}],
+        deployment_ops=[replicas_op(target.replicas)],
         before={"replicas": current},
-        after={"replicas": wanted, "requested": requested, "capped": capped},
-        message=f"scaled {name} from {current} to {wanted} replicas{note}",
+        after={"replicas": target.replicas, "requested": target.requested, "capped": target.capped},
+        message=f"scaled {name} from {current} to {target.replicas} replicas{note}",
     )
 
 
@@ -120,7 +107,7 @@ def build_restart(deployment: JsonObject, *, now: datetime) -> Change:
     name = deployment["metadata"]["name"]
     template_meta = deployment["spec"]["template"].get("metadata") or {}
     annotations = template_meta.get("annotations")
-    stamp = now.isoformat().replace("+00:00", "Z")
+    stamp = format_timestamp(now)
     if annotations is None:
         # A Deployment's template always has metadata (its labels must match the selector).
         ops: list[JsonObject] = [
@@ -146,27 +133,10 @@ def build_restart(deployment: JsonObject, *, now: datetime) -> Change:
     )
 
 
-def _container_index(deployment: JsonObject, container: str | None) -> tuple[int, JsonObject]:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    if container is None:
-        return 0, containers[0]
-    for index, candidate in enumerate(containers):
-        if candidate["name"] == container:
-            return index, candidate
-    names = ", ".join(c["name"] for c in containers)
-    raise ActionRefused(f"container {container!r} not found (containers: {names})")
-
-
-def _env_ops(index: int, env: list[JsonObject]) -> list[JsonObject]:
-    # "add" on an existing member replaces it, and creates it when the list is absent.
-    return [{"op": "add", "path": f"/spec/template/spec/containers/{index}/env", "value": env}]
-
-
-def build_set_env(
-    deployment: JsonObject, *, container: str | None, env: Mapping[str, str]
-) -> Change:
+def build_set_env(deployment: JsonObject, set_env: SetEnvAction) -> Change:
     name = deployment["metadata"]["name"]
-    index, spec = _container_index(deployment, container)
+    env = set_env.env
+    index, spec = container_index(deployment, set_env.container)
     current = [dict(item) for item in spec.get("env") or []]
     by_name = {item["name"]: item for item in current}
     for key in env:
@@ -184,7 +154,7 @@ def build_set_env(
     ]
     updated += [{"name": key, "value": value} for key, value in env.items() if key not in by_name]
     return Change(
-        deployment_ops=_env_ops(index, updated),
+        deployment_ops=env_ops(index, updated),
         before={"container": spec["name"], "env": previous, "unset": unset},
         after={"container": spec["name"], "env": dict(env)},
         message=f"set {', '.join(f'{k}={v}' for k, v in env.items())} on {name}/{spec['name']}",
@@ -192,86 +162,23 @@ def build_set_env(
 
 
 def build_maintenance(
-    deployment: JsonObject, service: JsonObject, *, backend_selector: Mapping[str, str]
+    deployment: JsonObject, service: JsonObject, maintenance: MaintenanceAction
 ) -> Change:
     name = deployment["metadata"]["name"]
     service_name = service["metadata"]["name"]
+    backend = dict(maintenance.backend_selector)
     selector = dict(service["spec"].get("selector") or {})
-    if selector == dict(backend_selector):
+    if selector == backend:
         raise ActionRefused(f"Service {service_name} already points at the maintenance backend")
-    replicas = int(deployment["spec"].get("replicas", 1))
+    replicas = replicas_of(deployment)
     return Change(
-        deployment_ops=[{"op": "replace", "path": "/spec/replicas", "value": 0}],
+        deployment_ops=[replicas_op(0)],
         service_name=service_name,
-        service_ops=[{"op": "add", "path": "/spec/selector", "value": dict(backend_selector)}],
+        service_ops=[selector_op(backend)],
         before={"service": service_name, "selector": selector, "replicas": replicas},
-        after={"service": service_name, "selector": dict(backend_selector), "replicas": 0},
+        after={"service": service_name, "selector": backend, "replicas": 0},
         message=(
-            f"maintenance mode: Service {service_name} now selects {dict(backend_selector)} "
+            f"maintenance mode: Service {service_name} now selects {backend} "
             f"(503 + Retry-After), {name} scaled from {replicas} to 0"
         ),
     )
-
-
-REVERTIBLE = ("scale", "setEnv", "maintenance")
-
-
-def build_revert(
-    action_type: str,
-    deployment: JsonObject,
-    *,
-    before: JsonObject,
-    service: JsonObject | None = None,
-) -> Change:
-    """Undo a recorded action from its ``before`` snapshot."""
-    name = deployment["metadata"]["name"]
-    if action_type == "scale":
-        current = int(deployment["spec"].get("replicas", 1))
-        return Change(
-            deployment_ops=[
-                {"op": "replace", "path": "/spec/replicas", "value": before["replicas"]}
-            ],
-            before={"replicas": current},
-            after={"replicas": before["replicas"]},
-            message=f"reverted scale of {name}: {current} -> {before['replicas']} replicas",
-        )
-    if action_type == "setEnv":
-        index, spec = _container_index(deployment, before["container"])
-        previous: Mapping[str, str] = before.get("env") or {}
-        unset = set(before.get("unset") or ())
-        restored = [
-            {**item, "value": previous[item["name"]]} if item["name"] in previous else item
-            for item in spec.get("env") or []
-            if item["name"] not in unset
-        ]
-        current_values = {item["name"]: item.get("value") for item in spec.get("env") or []}
-        touched = sorted({*previous, *unset})
-        unset_note = f", unset {', '.join(sorted(unset))}" if unset else ""
-        return Change(
-            deployment_ops=_env_ops(index, restored),
-            before={
-                "container": spec["name"],
-                "env": {k: current_values.get(k) for k in touched if k in current_values},
-            },
-            after={"container": spec["name"], "env": dict(previous), "unset": sorted(unset)},
-            message=f"restored env {dict(previous)}{unset_note} on {name}/{spec['name']}",
-        )
-    if action_type == "maintenance":
-        assert service is not None, "maintenance revert needs the Service"
-        return Change(
-            deployment_ops=[
-                {"op": "replace", "path": "/spec/replicas", "value": before["replicas"]}
-            ],
-            service_name=service["metadata"]["name"],
-            service_ops=[{"op": "add", "path": "/spec/selector", "value": before["selector"]}],
-            before={
-                "selector": service["spec"].get("selector") or {},
-                "replicas": int(deployment["spec"].get("replicas", 0)),
-            },
-            after={"selector": before["selector"], "replicas": before["replicas"]},
-            message=(
-                f"maintenance off: Service {service['metadata']['name']} selects "
-                f"{before['selector']} again, {name} back to {before['replicas']} replicas"
-            ),
-        )
-    raise ActionRefused(f"{action_type} is not revertible (revertible: {', '.join(REVERTIBLE)})")

@@ -1,189 +1,146 @@
 """Apply and revert actions against the API, exactly once per (incident, action id).
 
-Reads the target, builds the change with the pure builders, and writes it in one JSON patch
-that (1) tests the resourceVersion it read, (2) makes the change and (3) appends the action's
-record to the target's annotation. A second call for the same key finds the record and
-reports the earlier application instead of acting again.
+Reads the target, builds the change with the pure builders (one per action model, chosen by
+`functools.singledispatchmethod`), and writes it in one JSON patch that (1) tests what it
+read, (2) makes the change and (3) appends the action's record to the target's annotation. A
+second call for the same key finds the record and reports the earlier application instead of
+acting again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from typing import Any
-
-from kubernetes.client.exceptions import ApiException
+from collections.abc import Callable
+from functools import singledispatchmethod
 
 from mitigator.actions import builders, marker
-from mitigator.k8s import Conflict, KubeClient, NotFound
-from mitigator.models.outcomes import ActionOutcome
-
-JsonObject = dict[str, Any]
-
-
-def _stamp(now: datetime) -> str:
-    return now.isoformat().replace("+00:00", "Z")
+from mitigator.actions.change import ActionRefused, Change, replicas_op
+from mitigator.actions.reverts import build_revert
+from mitigator.k8s import ApiError, Conflict, KubeClient, NotFound
+from mitigator.models import (
+    ActionState,
+    AnyAction,
+    JsonObject,
+    MaintenanceAction,
+    RestartAction,
+    RollbackAction,
+    ScaleAction,
+    SetEnvAction,
+    format_timestamp,
+)
+from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
 
 
 class ActionExecutor:
     def __init__(self, kube: KubeClient) -> None:
         self.kube = kube
 
-    def apply(
-        self,
-        *,
-        namespace: str,
-        target: str,
-        action_type: str,
-        params: Mapping[str, Any],
-        incident_uid: str,
-        action_id: str,
-        max_replicas: int,
-        now: datetime,
-    ) -> ActionOutcome:
-        key = marker.action_key(incident_uid, action_id)
-        return _answered(
-            lambda: self._apply(
-                namespace=namespace,
-                target=target,
-                action_type=action_type,
-                params=params,
-                key=key,
-                max_replicas=max_replicas,
-                now=now,
-            )
-        )
+    def apply(self, request: ActionRequest) -> ActionOutcome:
+        return _answered(lambda: self._apply(request))
 
-    def _apply(
-        self,
-        *,
-        namespace: str,
-        target: str,
-        action_type: str,
-        params: Mapping[str, Any],
-        key: str,
-        max_replicas: int,
-        now: datetime,
-    ) -> ActionOutcome:
-        deployment = self.kube.read_deployment(namespace, target)
-        applied = marker.find_record(deployment, key)
+    def revert(self, request: RevertRequest) -> ActionOutcome:
+        return _answered(lambda: self._revert(request))
+
+    def _apply(self, request: ActionRequest) -> ActionOutcome:
+        deployment = self.kube.read_deployment(request.namespace, request.target)
+        applied = marker.find_record(deployment, request.key)
         if applied is not None:
             return ActionOutcome(
-                "Applied",
-                f"already applied at {applied.get('at')} (found the record on {target})",
+                ActionState.APPLIED,
+                f"already applied at {applied.get('at')} (found the record on {request.target})",
                 before=applied.get("before", {}),
                 after=applied.get("after", {}),
                 recovered=True,
             )
-        service: JsonObject | None = None
-        if action_type == "rollback":
-            change = builders.build_rollback(
-                deployment,
-                self.kube.replica_sets_of(deployment),
-                to_revision=params.get("toRevision"),
-            )
-        elif action_type == "scale":
-            cap = min(max_replicas, int(params.get("max") or max_replicas))
-            change = builders.build_scale(
-                deployment,
-                replicas=params.get("replicas"),
-                increment=params.get("increment"),
-                cap=cap,
-            )
-        elif action_type == "restart":
-            change = builders.build_restart(deployment, now=now)
-        elif action_type == "setEnv":
-            change = builders.build_set_env(
-                deployment, container=params.get("container"), env=params["env"]
-            )
-        elif action_type == "maintenance":
-            service = self.kube.read_service(namespace, params["service"])
-            earlier = marker.find_record(service, key)
-            if earlier is not None:
-                # The Service was switched by an earlier run; finish with the Deployment.
-                change = builders.Change(
-                    deployment_ops=[{"op": "replace", "path": "/spec/replicas", "value": 0}],
-                    before=earlier["before"],
-                    after=earlier["after"],
-                    message=earlier.get("message", "maintenance mode"),
-                )
-                service = None
-            else:
-                change = builders.build_maintenance(
-                    deployment, service, backend_selector=params["backendSelector"]
-                )
-        else:
-            raise builders.ActionRefused(f"unknown action type {action_type!r}")
-        self._write(
-            namespace, deployment, service, change, key=key, action_type=action_type, now=now
-        )
-        return ActionOutcome("Applied", change.message, before=change.before, after=change.after)
-
-    def revert(
-        self,
-        *,
-        namespace: str,
-        target: str,
-        action_type: str,
-        before: Mapping[str, Any],
-        incident_uid: str,
-        action_id: str,
-        now: datetime,
-    ) -> ActionOutcome:
-        key = marker.action_key(incident_uid, f"{action_id}/revert")
-        return _answered(
-            lambda: self._revert(
-                namespace=namespace,
-                target=target,
-                action_type=action_type,
-                before=before,
-                key=key,
-                now=now,
-            )
+        change, service = self._change(request.action, deployment, request)
+        self._write(request.namespace, deployment, service, change, request=request)
+        return ActionOutcome(
+            ActionState.APPLIED, change.message, before=change.before, after=change.after
         )
 
-    def _revert(
-        self,
-        *,
-        namespace: str,
-        target: str,
-        action_type: str,
-        before: Mapping[str, Any],
-        key: str,
-        now: datetime,
-    ) -> ActionOutcome:
-        deployment = self.kube.read_deployment(namespace, target)
-        done = marker.find_record(deployment, key)
+    # One builder per action model; each returns the change and the Service it switches.
+
+    @singledispatchmethod
+    def _change(
+        self, action: AnyAction, deployment: JsonObject, request: ActionRequest
+    ) -> tuple[Change, JsonObject | None]:
+        raise ActionRefused(f"no builder for {type(action).__name__}")
+
+    @_change.register
+    def _(
+        self, action: RollbackAction, deployment: JsonObject, request: ActionRequest
+    ) -> tuple[Change, JsonObject | None]:
+        replica_sets = self.kube.replica_sets_of(deployment)
+        return builders.build_rollback(deployment, replica_sets, action), None
+
+    @_change.register
+    def _(
+        self, action: ScaleAction, deployment: JsonObject, request: ActionRequest
+    ) -> tuple[Change, JsonObject | None]:
+        return builders.build_scale(deployment, action, max_replicas=request.max_replicas), None
+
+    @_change.register
+    def _(
+        self, action: RestartAction, deployment: JsonObject, request: ActionRequest
+    ) -> tuple[Change, JsonObject | None]:
+        return builders.build_restart(deployment, now=request.now), None
+
+    @_change.register
+    def _(
+        self, action: SetEnvAction, deployment: JsonObject, request: ActionRequest
+    ) -> tuple[Change, JsonObject | None]:
+        return builders.build_set_env(deployment, action), None
+
+    @_change.register
+    def _(
+        self, action: MaintenanceAction, deployment: JsonObject, request: ActionRequest
+    ) -> tuple[Change, JsonObject | None]:
+        service = self.kube.read_service(request.namespace, action.service)
+        earlier = marker.find_record(service, request.key)
+        if earlier is None:
+            return builders.build_maintenance(deployment, service, action), service
+        # The Service was switched by an earlier run that stopped before the Deployment's
+        # write: finish with the Deployment.
+        change = Change(
+            deployment_ops=[replicas_op(0)],
+            before=earlier["before"],
+            after=earlier["after"],
+            message=earlier.get("message", "maintenance mode"),
+        )
+        return change, None
+
+    def _revert(self, request: RevertRequest) -> ActionOutcome:
+        deployment = self.kube.read_deployment(request.namespace, request.target)
+        done = marker.find_record(deployment, request.key)
         if done is not None:
-            return ActionOutcome("Applied", f"already reverted at {done.get('at')}", recovered=True)
+            return ActionOutcome(
+                ActionState.APPLIED, f"already reverted at {done.get('at')}", recovered=True
+            )
+        # A recorded maintenance names the Service it switched.
+        service_name = request.before.get("service")
         service = (
-            self.kube.read_service(namespace, str(before["service"]))
-            if action_type == "maintenance"
-            else None
+            self.kube.read_service(request.namespace, str(service_name)) if service_name else None
         )
-        change = builders.build_revert(
-            action_type, deployment, before=dict(before), service=service
+        change = build_revert(
+            request.action_type, deployment, before=request.before, service=service
         )
-        self._write(
-            namespace, deployment, service, change, key=key, action_type=action_type, now=now
+        self._write(request.namespace, deployment, service, change, request=request)
+        return ActionOutcome(
+            ActionState.APPLIED, change.message, before=change.before, after=change.after
         )
-        return ActionOutcome("Applied", change.message, before=change.before, after=change.after)
 
     def _write(
         self,
         namespace: str,
         deployment: JsonObject,
         service: JsonObject | None,
-        change: builders.Change,
+        change: Change,
         *,
-        key: str,
-        action_type: str,
-        now: datetime,
+        request: ActionRequest | RevertRequest,
     ) -> None:
         record = {
-            "key": key,
-            "type": action_type,
-            "at": _stamp(now),
+            "key": request.key,
+            "type": request.action_type.value,
+            "at": format_timestamp(request.now),
             "before": change.before,
             "after": change.after,
             "message": change.message,
@@ -214,16 +171,10 @@ def _answered(act: Callable[[], ActionOutcome]) -> ActionOutcome:
     try:
         return act()
     except NotFound as exc:
-        return ActionOutcome("Failed", str(exc))
-    except builders.ActionRefused as exc:
-        return ActionOutcome("Skipped", str(exc))
+        return ActionOutcome(ActionState.FAILED, str(exc))
+    except ActionRefused as exc:
+        return ActionOutcome(ActionState.SKIPPED, str(exc))
     except Conflict as exc:
-        return ActionOutcome("Failed", str(exc), retryable=True)
-    except ApiException as exc:
-        return ActionOutcome(
-            "Failed", f"API error {exc.status}: {exc.reason}", retryable=_transient(exc)
-        )
-
-
-def _transient(exc: ApiException) -> bool:
-    return exc.status is None or exc.status >= 500 or exc.status == 429
+        return ActionOutcome(ActionState.FAILED, str(exc), retryable=True)
+    except ApiError as exc:
+        return ActionOutcome(ActionState.FAILED, str(exc), retryable=exc.transient)

@@ -9,16 +9,11 @@ carries the state before the change, so a revert works even if the Incident's st
 from __future__ import annotations
 
 import json
-from typing import Any
 
-ACTIONS_ANNOTATION = "mitigator.luminamind.io/actions"
+from mitigator import ACTIONS_ANNOTATION
+from mitigator.models import JsonObject
+
 MAX_RECORDS = 30
-
-JsonObject = dict[str, Any]
-
-
-def action_key(incident_uid: str, action_id: str) -> str:
-    return f"{incident_uid}/{action_id}"
 
 
 def records(obj: JsonObject) -> list[JsonObject]:

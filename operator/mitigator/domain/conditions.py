@@ -3,7 +3,7 @@
 from collections.abc import Sequence
 from datetime import datetime
 
-from mitigator.models import Condition, ConditionStatus
+from mitigator.models import Condition, ConditionStatus, IncidentStatus, Phase
 
 MAX_MESSAGE_LENGTH = 32768
 
@@ -48,3 +48,23 @@ def find_condition(conditions: Sequence[Condition] | None, condition_type: str) 
     return next(
         (condition for condition in conditions or () if condition.type == condition_type), None
     )
+
+
+def incident_conditions(status: IncidentStatus, *, now: datetime) -> tuple[Condition, ...]:
+    """`Resolved` (True once verified or closed by hand) and `Escalated` (people must act)."""
+    reason = (status.phase or Phase.TRIAGING).value
+    message = status.message or ""
+    conditions = status.conditions
+    for kind, holds in (
+        ("Resolved", status.phase is Phase.RESOLVED),
+        ("Escalated", status.phase is Phase.ESCALATED),
+    ):
+        conditions = set_condition(
+            conditions,
+            condition_type=kind,
+            status=ConditionStatus.TRUE if holds else ConditionStatus.FALSE,
+            reason=reason,
+            message=message,
+            now=now,
+        )
+    return tuple(conditions or ())

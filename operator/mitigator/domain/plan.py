@@ -1,6 +1,5 @@
 """Which ladder of steps to apply to an incident, and in which order."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -19,10 +18,10 @@ PlanSource = Literal["incident", "policy", "none"]
 
 @dataclass(frozen=True, kw_only=True)
 class PlannedStep:
-    index: int
+    """A step of the ladder with its id settled (the given one, or "<index>-<type>")."""
+
     id: str
     step: ActionStep
-    requires_approval: bool
 
     @property
     def action_type(self) -> ActionType:
@@ -45,9 +44,6 @@ class Plan:
     @property
     def is_empty(self) -> bool:
         return not self.steps
-
-    def step(self, step_id: str) -> PlannedStep | None:
-        return next((step for step in self.steps if step.id == step_id), None)
 
 
 def select_rule(
@@ -92,10 +88,9 @@ def plan_steps(
     """The ladder for `incident`: its explicit spec.actions if given (they override the
     policy's plan), else the actions of the policy's first matching rule.
 
-    The policy still applies to explicit steps: its guardrails decide which need approval and
-    whether everything is a dry run.
+    The policy still applies to explicit steps: its guardrails decide whether everything is a
+    dry run (and, when each step comes up, whether it needs approval).
     """
-    require_approval_for = policy.guardrails.require_approval_for if policy else ()
     dry_run = incident.dry_run or (policy is not None and policy.guardrails.dry_run)
     source: PlanSource
     if incident.actions is not None:
@@ -117,20 +112,8 @@ def plan_steps(
     return Plan(
         source=source,
         rule=rule_name,
-        steps=_number(steps, require_approval_for=require_approval_for),
+        steps=tuple(
+            PlannedStep(id=step.step_id(index), step=step) for index, step in enumerate(steps)
+        ),
         dry_run=dry_run,
-    )
-
-
-def _number(
-    steps: Sequence[ActionStep], *, require_approval_for: Sequence[ActionType]
-) -> tuple[PlannedStep, ...]:
-    return tuple(
-        PlannedStep(
-            index=index,
-            id=step.step_id(index),
-            step=step,
-            requires_approval=step.action_type in require_approval_for,
-        )
-        for index, step in enumerate(steps)
     )

@@ -5,11 +5,12 @@ the bottom layer, so that the measuring layers below the domain can build them t
 """
 
 import math
+from collections.abc import Sequence
 from typing import Protocol
 
-from mitigator.models.evidence import MetricSample, SampleStatus
-
-MetricStatus = SampleStatus
+from mitigator.domain.selection import PolicyCandidate
+from mitigator.models.evidence import MetricSample, TargetSnapshot
+from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
 
 
 class MetricsProvider(Protocol):
@@ -39,3 +40,20 @@ def describe_sample(sample: MetricSample) -> str:
         return "ok"
     status = "no_data" if sample.status == "ok" else sample.status  # an ok NaN is no data
     return f"{status} ({sample.detail})" if sample.detail else status
+
+
+class World(Protocol):
+    """Everything the lifecycle needs from outside: reads of the target, the metrics and the
+    policies, and the two writes (apply, revert). Fakes of it make lifecycle tests fast."""
+
+    def snapshot(self, namespace: str, name: str) -> TargetSnapshot: ...
+
+    def metrics(self, prometheus_url: str | None) -> MetricsProvider: ...
+
+    def policies(self, namespace: str) -> Sequence[PolicyCandidate]: ...
+
+    def active_mitigations(self, namespace: str, *, excluding: str) -> int: ...
+
+    def apply(self, request: ActionRequest) -> ActionOutcome: ...
+
+    def revert(self, request: RevertRequest) -> ActionOutcome: ...

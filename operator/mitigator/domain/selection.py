@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic import ValidationError
+
+from mitigator.models import describe_validation_error
 from mitigator.models.policy import LabelSelector, PolicySpec, SelectorOperator
 
 
@@ -38,6 +42,14 @@ class PolicyCandidate:
     name: str
     spec: PolicySpec | None
     invalid_reason: str | None = None
+
+
+def policy_candidate(name: str, spec: Mapping[str, Any] | None) -> PolicyCandidate:
+    """A policy as read from the API: validated once; an invalid one says why."""
+    try:
+        return PolicyCandidate(name, PolicySpec.model_validate(dict(spec or {})))
+    except ValidationError as exc:
+        return PolicyCandidate(name, None, describe_validation_error(exc))
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,3 @@ def append_timeline(
     return tuple(
         item for index, item in enumerate(entries) if index == detected_index or index >= keep_from
     )
-
-
-append_entry = append_timeline

@@ -18,15 +18,13 @@ def verify_recovery(
     *,
     criteria: VerificationCriteria,
     firing_alerts: int | None,
-    expect_replicas_zero: bool = False,
-    now: datetime | None = None,
-    window_started_at: datetime | None = None,
+    now: datetime,
+    window_started_at: datetime,
 ) -> VerificationResult:
     """Run the checklist once against `evidence`.
 
     `firing_alerts` is how many alerts for the target are still firing, None when that is not
-    known (which fails the check). `expect_replicas_zero` is for a target in maintenance,
-    which is meant to have no pods: the pods check then wants 0, not "all ready".
+    known (which fails the check).
     """
     checks = [
         _below(
@@ -45,7 +43,7 @@ def verify_recovery(
         ),
     ]
     if criteria.require_all_pods_ready:
-        checks.append(_pods(evidence.pods, expect_replicas_zero=expect_replicas_zero))
+        checks.append(_pods(evidence.pods))
     if criteria.require_no_firing_alerts:
         checks.append(_no_firing_alerts(firing_alerts))
     return VerificationResult(
@@ -90,19 +88,10 @@ def _below(
     )
 
 
-def _pods(pods: PodHealth, *, expect_replicas_zero: bool) -> VerificationCheck:
+def _pods(pods: PodHealth) -> VerificationCheck:
     observed = f"{pods.ready}/{pods.desired} ready"
     if pods.rollout_in_progress:
         observed += ", rollout in progress"
-    if expect_replicas_zero:
-        passed = pods.desired == 0 and pods.ready == 0 and not pods.rollout_in_progress
-        return VerificationCheck(
-            name=CheckName.PODS_READY,
-            passed=passed,
-            observed=observed,
-            threshold="0 replicas (maintenance)",
-            message=None if passed else "the target in maintenance still has pods",
-        )
     # Pods counted in the middle of a rollout say nothing about the new template yet.
     passed = pods.desired > 0 and pods.ready >= pods.desired and not pods.rollout_in_progress
     message = None
@@ -138,7 +127,3 @@ def _no_firing_alerts(firing_alerts: int | None) -> VerificationCheck:
         threshold="0",
         message=None if passed else f"{firing_alerts} alert(s) for the target still firing",
     )
-
-
-# The brief's name for it; verify_recovery reads better beside a lifecycle's verify step.
-verify = verify_recovery

@@ -1,5 +1,20 @@
-"""Thin kopf glue. Importing this package registers every handler with kopf."""
+"""Thin kopf glue: `register` puts every handler into a kopf registry, with the intervals
+the settings give."""
 
-from mitigator.handlers import bridge, escalation, incidents, policies, startup
+from __future__ import annotations
 
-__all__ = ["bridge", "escalation", "incidents", "policies", "startup"]
+import kopf
+
+from mitigator.handlers import bridge, escalation, incidents, indexes, policies, startup
+from mitigator.settings import OperatorSettings
+
+__all__ = ["register"]
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    startup.register(registry, settings)
+    indexes.register(registry)
+    incidents.register(registry, settings)
+    escalation.register(registry, settings)
+    policies.register(registry)
+    bridge.register(registry)

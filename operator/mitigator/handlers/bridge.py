@@ -3,17 +3,35 @@ MITIGATOR_BRIDGE_PORT is set, stopped when the operator stops. Same app as `miti
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
 from mitigator.bridge.config import BridgeConfig, ConfigError
 from mitigator.bridge.server import Bridge, tls_context
-from mitigator.handlers.settings import BridgeSettings
 from mitigator.k8s.client import KubeClient
 
 
-@kopf.on.startup()
+@dataclass(frozen=True)
+class BridgeSettings:
+    port: int | None
+    host: str
+    tls_cert: str | None
+    tls_key: str | None
+
+    @classmethod
+    def from_environment(cls) -> BridgeSettings:
+        port = os.environ.get("MITIGATOR_BRIDGE_PORT", "").strip()
+        return cls(
+            port=int(port) if port else None,
+            host=os.environ.get("MITIGATOR_BRIDGE_HOST", "127.0.0.1"),
+            tls_cert=os.environ.get("MITIGATOR_BRIDGE_TLS_CERT") or None,
+            tls_key=os.environ.get("MITIGATOR_BRIDGE_TLS_KEY") or None,
+        )
+
+
 async def start_bridge(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     settings = BridgeSettings.from_environment()
     if settings.port is None:
@@ -41,9 +59,13 @@ async def start_bridge(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     logger.info("Alertmanager bridge listening on %s:%s", settings.host, port)
 
 
-@kopf.on.cleanup()
 async def stop_bridge(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     bridge = memo.get("bridge")
     if isinstance(bridge, Bridge):
         await bridge.stop()
         logger.info("Alertmanager bridge stopped")
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.startup(registry=registry)(start_bridge)
+    kopf.on.cleanup(registry=registry)(stop_bridge)

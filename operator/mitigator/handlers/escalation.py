@@ -13,19 +13,15 @@ import kopf
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL
 from mitigator.actions.webhook import post_webhook
 from mitigator.domain.escalation import due_escalations, record_notification, settled_levels
-from mitigator.handlers.settings import OperatorSettings
-from mitigator.handlers.world import ClusterWorld
+from mitigator.handlers.indexes import policies_in
 from mitigator.models import EscalationStatus, IncidentStatus, Phase
+from mitigator.settings import OperatorSettings
 
-_SETTINGS = OperatorSettings.from_environment()
 MAX_ATTEMPTS = 5
 
 
-def _unresolved(status: kopf.Status, **_: Any) -> bool:
-    return bool(status.get("detectedAt")) and status.get("phase") not in (
-        Phase.RESOLVED.value,
-        Phase.FAILED.value,
-    )
+def unresolved(status: kopf.Status, **_: Any) -> bool:
+    return bool(status.get("detectedAt")) and not Phase.of(status.get("phase")).is_terminal
 
 
 def _payload(meta: kopf.Meta, status: IncidentStatus, level: Any, target: str) -> dict[str, Any]:
@@ -48,14 +44,6 @@ def _payload(meta: kopf.Meta, status: IncidentStatus, level: Any, target: str) -
     }
 
 
-@kopf.timer(
-    API_GROUP,
-    API_VERSION,
-    INCIDENT_PLURAL,
-    backoff=2,
-    interval=_SETTINGS.escalation_tick_seconds,
-    when=_unresolved,
-)
 def escalate(
     *,
     spec: kopf.Spec,
@@ -63,16 +51,19 @@ def escalate(
     meta: kopf.Meta,
     body: kopf.Body,
     patch: kopf.Patch,
-    memo: Any,
     logger: kopf.Logger,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     incident = IncidentStatus.model_validate(dict(status))
     if incident.detected_at is None or not incident.policy:
         return
-    world: ClusterWorld = memo.world
     policy = next(
-        (c.spec for c in world.policies(meta["namespace"]) if c.name == incident.policy), None
+        (
+            indexed.candidate.spec
+            for indexed in policies_in(kwargs, str(meta["namespace"]))
+            if indexed.candidate.name == incident.policy
+        ),
+        None,
     )
     if policy is None or not policy.escalation:
         return
@@ -113,3 +104,16 @@ def escalate(
         logger.info("escalation level %s: %s", level.level, outcome)
     assert current is not None
     patch.status["escalation"] = current.to_api_dict()
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    kopf.timer(
+        API_GROUP,
+        API_VERSION,
+        INCIDENT_PLURAL,
+        id="escalate",
+        backoff=2,
+        interval=settings.escalation_tick_seconds,
+        when=unresolved,
+        registry=registry,
+    )(escalate)

@@ -10,9 +10,9 @@ import kopf
 from pydantic import ValidationError
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
-from mitigator.domain.lifecycle import Advance, IncidentView, advance
+from mitigator.domain import Advance, IncidentView, advance
 from mitigator.handlers.patching import merge_patch
-from mitigator.handlers.settings import OperatorSettings
+from mitigator.handlers.world import Cluster
 from mitigator.models import (
     IncidentSpec,
     IncidentStatus,
@@ -20,22 +20,13 @@ from mitigator.models import (
     TimelineEvent,
     describe_validation_error,
 )
-
-_SETTINGS = OperatorSettings.from_environment()
-_LIVE_PHASES = {
-    None,
-    "",
-    Phase.TRIAGING,
-    Phase.AWAITING_APPROVAL,
-    Phase.MITIGATING,
-    Phase.VERIFYING,
-}
+from mitigator.settings import OperatorSettings
 
 
-def _needs_tick(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
-    phase = status.get("phase")
+def needs_tick(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    phase = Phase.of(status.get("phase"))
     # An escalated incident waits for a person; it only moves again when they resolve it.
-    return phase in _LIVE_PHASES or (phase == Phase.ESCALATED and bool(spec.get("resolve")))
+    return phase.advances_by_itself or (phase is Phase.ESCALATED and bool(spec.get("resolve")))
 
 
 def _post_events(result: Advance, body: kopf.Body, target: dict[str, Any]) -> None:
@@ -50,14 +41,6 @@ def _post_events(result: Advance, body: kopf.Body, target: dict[str, Any]) -> No
             )
 
 
-@kopf.timer(
-    API_GROUP,
-    API_VERSION,
-    INCIDENT_PLURAL,
-    backoff=2,
-    interval=_SETTINGS.tick_seconds,
-    when=_needs_tick,
-)
 def tick(
     *,
     spec: kopf.Spec,
@@ -65,9 +48,9 @@ def tick(
     body: kopf.Body,
     meta: kopf.Meta,
     patch: kopf.Patch,
-    memo: Any,
+    memo: kopf.Memo,
     logger: kopf.Logger,
-    **_: Any,
+    **kwargs: Any,
 ) -> None:
     try:
         incident_spec = IncidentSpec.model_validate(dict(spec))
@@ -81,6 +64,7 @@ def tick(
     old_status = dict(status)
     # The timer sees the body of the latest watch event; if our previous write has not
     # arrived yet, this tick would work from a stale status. Skip it; the next one is fresh.
+    # (kopf's memo for a resource handler is per object.)
     written = memo.get("sequence", 0)
     if int(old_status.get("sequence", 0)) < written:
         return
@@ -92,11 +76,13 @@ def tick(
         spec=incident_spec,
         status=IncidentStatus.model_validate(old_status),
     )
+    cluster: Cluster = memo.cluster
+    settings: OperatorSettings = memo.settings
     result = advance(
         view,
-        world=memo.world,
+        world=cluster.world(kwargs),
         now=datetime.now(UTC),
-        protected_namespaces=memo.config.protected_namespaces,
+        protected_namespaces=settings.protected_namespaces,
     )
     if any(event.reason == TimelineEvent.ACTION_APPLIED for event in result.events):
         # Crash tests: the target is changed, the Incident's status is not yet written.
@@ -126,3 +112,16 @@ def tick(
             view.status.phase,
             result.status.phase,
         )
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    kopf.timer(
+        API_GROUP,
+        API_VERSION,
+        INCIDENT_PLURAL,
+        id="tick",
+        backoff=2,
+        interval=settings.tick_seconds,
+        when=needs_tick,
+        registry=registry,
+    )(tick)

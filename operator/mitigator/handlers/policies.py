@@ -15,10 +15,10 @@ from typing import Any
 import kopf
 
 from mitigator import API_GROUP, API_VERSION, POLICY_PLURAL
-from mitigator.domain.selection import selector_matches
-from mitigator.handlers.world import ClusterWorld, parse_policy
-
-JsonObject = dict[str, Any]
+from mitigator.domain.selection import policy_candidate, selector_matches
+from mitigator.handlers.indexes import policies_in
+from mitigator.handlers.world import Cluster
+from mitigator.models import JsonObject, format_timestamp
 
 
 def _valid_condition(
@@ -31,7 +31,7 @@ def _valid_condition(
     transition = (
         previous["lastTransitionTime"]
         if previous and previous.get("status") == status
-        else datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        else format_timestamp(datetime.now(UTC))
     )
     return {
         "type": "Valid",
@@ -45,7 +45,7 @@ def _valid_condition(
 
 def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObject:
     """The status a policy should have: validity, and which Deployments it selects."""
-    candidate = parse_policy(policy)
+    candidate = policy_candidate(policy["metadata"]["name"], policy.get("spec"))
     old = dict(policy.get("status") or {})
     generation = int(policy["metadata"].get("generation", 0))
     if candidate.spec is None:
@@ -80,30 +80,37 @@ def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObje
     return {key: value for key, value in new.items() if old.get(key) != value}
 
 
-@kopf.on.event(API_GROUP, API_VERSION, POLICY_PLURAL)
 def policy_changed(
-    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: Any, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
     if event.get("type") == "DELETED":
         return
-    world: ClusterWorld = memo.world
+    cluster: Cluster = memo.cluster
     changes = policy_status(
-        dict(body), world.kube.list_deployments(str(body["metadata"]["namespace"]))
+        dict(body), cluster.kube.list_deployments(str(body["metadata"]["namespace"]))
     )
     if changes:
         patch.status.update(changes)
 
 
-@kopf.on.event("apps", "v1", "deployments")
-def deployment_changed(event: kopf.RawEvent, body: kopf.Body, memo: Any, **_: Any) -> None:
+def deployment_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Deployments come and go without touching any policy: keep coverage current."""
     namespace = str(body["metadata"]["namespace"])
-    world: ClusterWorld = memo.world
-    policies = world.kube.list_policies(namespace)
+    policies = policies_in(kwargs, namespace)
     if not policies:
         return
-    deployments = world.kube.list_deployments(namespace)
+    cluster: Cluster = memo.cluster
+    deployments = cluster.kube.list_deployments(namespace)
     for policy in policies:
-        changes = policy_status(policy, deployments)
+        changes = policy_status(policy.body, deployments)
         if changes:
-            world.kube.patch_policy_status(namespace, policy["metadata"]["name"], changes)
+            cluster.kube.patch_policy_status(namespace, policy.candidate.name, changes)
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    kopf.on.event(API_GROUP, API_VERSION, POLICY_PLURAL, id="policy", registry=registry)(
+        policy_changed
+    )
+    kopf.on.event("apps", "v1", "deployments", id="deployment", registry=registry)(
+        deployment_changed
+    )

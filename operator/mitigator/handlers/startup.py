@@ -1,4 +1,4 @@
-"""Operator start-up: kopf settings chosen on purpose, and the shared runtime in ``memo``."""
+"""Operator start-up: kopf settings chosen on purpose, and the shared runtime in `memo`."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from typing import Any
 import kopf
 
 from mitigator import API_GROUP
-from mitigator.handlers.settings import OperatorSettings
-from mitigator.handlers.world import ClusterWorld
+from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
+from mitigator.settings import OperatorSettings
 
 
-@kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    config = OperatorSettings.from_environment()
+def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) -> None:
     # Progress in annotations under our own prefix: the structural schema would prune an
     # undeclared status.kopf, and handlers would then run again.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
@@ -27,20 +25,29 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     settings.execution.max_workers = config.max_workers
     settings.posting.level = logging.INFO
     settings.watching.server_timeout = 300
-    memo.config = config
-    memo.world = ClusterWorld(
-        KubeClient.from_environment(), default_prometheus_url=config.prometheus_url
-    )
-    logger.info(
-        "mitigator configured: prometheus=%s protected=%s tick=%ss",
-        config.prometheus_url,
-        sorted(config.protected_namespaces),
-        config.tick_seconds,
-    )
 
 
-@kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster service account when there is one, else the kubeconfig named by KUBECONFIG
     (read now, not when the kubernetes library was first imported)."""
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
+def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
+    def configure(
+        settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
+    ) -> None:
+        configure_kopf(settings, config)
+        memo.settings = config
+        memo.cluster = Cluster(
+            KubeClient.from_environment(), default_prometheus_url=config.prometheus_url
+        )
+        logger.info(
+            "mitigator configured: prometheus=%s protected=%s tick=%ss",
+            config.prometheus_url,
+            sorted(config.protected_namespaces),
+            config.tick_seconds,
+        )
+
+    kopf.on.startup(registry=registry)(configure)
+    kopf.on.login(registry=registry)(login)

@@ -16,8 +16,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
+from mitigator.models import JsonObject
 
-JsonObject = dict[str, Any]
 JsonPatch = list[dict[str, Any]]
 
 

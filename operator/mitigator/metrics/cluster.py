@@ -3,17 +3,12 @@ images, and the actions mitigator already recorded on it (for cooldowns and hour
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from mitigator.actions import marker
-from mitigator.actions.builders import images_of, revision_of
+from mitigator.actions.change import images_of, revision_of
 from mitigator.k8s import KubeClient, NotFound
 from mitigator.metrics.pods import pod_health
+from mitigator.models import parse_timestamp
 from mitigator.models.evidence import AppliedRecord, TargetSnapshot
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class ClusterObserver:
@@ -27,12 +22,12 @@ class ClusterObserver:
             return TargetSnapshot(exists=False)
         replica_sets = self.kube.replica_sets_of(deployment)
         # The newest ReplicaSet of the Deployment was created by its latest rollout.
-        created = [parse_time(rs["metadata"]["creationTimestamp"]) for rs in replica_sets]
+        created = [parse_timestamp(rs["metadata"]["creationTimestamp"]) for rs in replica_sets]
         applied = tuple(
             AppliedRecord(
                 key=str(r.get("key", "")),
                 action_type=str(r.get("type", "")),
-                at=parse_time(str(r["at"])) if r.get("at") else None,
+                at=parse_timestamp(str(r["at"])) if r.get("at") else None,
             )
             for r in marker.records(deployment)
         )

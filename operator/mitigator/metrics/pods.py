@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from mitigator.models import JsonObject
 from mitigator.models.evidence import PodHealth
-
-JsonObject = dict[str, Any]
 
 
 def rollout_complete(deployment: JsonObject) -> bool:

@@ -10,13 +10,15 @@ from mitigator.models.actions import (
     ActionSteps,
     AnyAction,
     MaintenanceAction,
+    ReplicaTarget,
     RestartAction,
     RollbackAction,
     ScaleAction,
     SetEnvAction,
 )
-from mitigator.models.base import ApiModel, StatusModel
+from mitigator.models.base import ApiModel, JsonObject, StatusModel
 from mitigator.models.common import (
+    REVERTIBLE_ACTION_TYPES,
     ActionState,
     ActionType,
     Duration,
@@ -25,7 +27,9 @@ from mitigator.models.common import (
     RevertibleActionType,
     Severity,
     format_duration,
+    format_timestamp,
     parse_duration,
+    parse_timestamp,
 )
 from mitigator.models.errors import describe_validation_error
 from mitigator.models.evidence import MetricSample, PodHealth
@@ -63,7 +67,6 @@ from mitigator.models.status import (
     EscalationNotice,
     EscalationStatus,
     IncidentStatus,
-    JsonObject,
     PolicyStatus,
     RevertRecord,
     TimelineEntry,
@@ -74,6 +77,7 @@ from mitigator.models.status import (
 
 __all__ = [
     "MAX_TIMELINE_ENTRIES",
+    "REVERTIBLE_ACTION_TYPES",
     "ActionRecord",
     "ActionState",
     "ActionStep",
@@ -108,6 +112,7 @@ __all__ = [
     "PolicyRef",
     "PolicySpec",
     "PolicyStatus",
+    "ReplicaTarget",
     "RestartAction",
     "RevertRecord",
     "RevertibleActionType",
@@ -130,5 +135,7 @@ __all__ = [
     "VerificationResult",
     "describe_validation_error",
     "format_duration",
+    "format_timestamp",
     "parse_duration",
+    "parse_timestamp",
 ]

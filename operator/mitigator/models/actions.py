@@ -5,6 +5,7 @@ sentence whether the API server or the operator refused the step.
 """
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
@@ -44,6 +45,19 @@ class RollbackAction(ApiModel):
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReplicaTarget:
+    """The replica count a scale step sets, what was asked for, and the cap that applied."""
+
+    replicas: int
+    requested: int
+    limit: int
+
+    @property
+    def capped(self) -> bool:
+        return self.replicas != self.requested
+
+
 class ScaleAction(ApiModel):
     """Set the replica count (absolute or relative), never above the policy's max replicas."""
 
@@ -67,6 +81,23 @@ class ScaleAction(ApiModel):
         ):
             raise ValueError(SCALE_MAX_BELOW_REPLICAS)
         return self
+
+    def target_replicas(self, current: int, *, max_replicas: int) -> ReplicaTarget:
+        """The replicas this step sets on a Deployment running `current`, under both the
+        step's `max` and the policy's guardrails.maxReplicas.
+
+        An increment never scales down: a target already at or above the cap keeps its
+        replicas. An absolute `replicas` may scale down, as the guide does to relieve
+        exhausted resources.
+        """
+        limit = max_replicas if self.max_replicas is None else min(self.max_replicas, max_replicas)
+        if self.replicas is not None:
+            return ReplicaTarget(
+                replicas=min(self.replicas, limit), requested=self.replicas, limit=limit
+            )
+        requested = current + (self.increment or 0)
+        replicas = max(min(requested, limit), current)
+        return ReplicaTarget(replicas=replicas, requested=requested, limit=limit)
 
 
 class RestartAction(ApiModel):
@@ -115,6 +146,14 @@ class MaintenanceAction(ApiModel):
 
 AnyAction = RollbackAction | ScaleAction | RestartAction | SetEnvAction | MaintenanceAction
 
+# The model of each action type, and the step's field that holds it.
+ACTION_MODEL_OF_TYPE: dict[ActionType, type[AnyAction]] = {
+    ActionType.ROLLBACK: RollbackAction,
+    ActionType.SCALE: ScaleAction,
+    ActionType.RESTART: RestartAction,
+    ActionType.SET_ENV: SetEnvAction,
+    ActionType.MAINTENANCE: MaintenanceAction,
+}
 _FIELD_OF_TYPE = {
     ActionType.ROLLBACK: "rollback",
     ActionType.SCALE: "scale",
@@ -122,13 +161,7 @@ _FIELD_OF_TYPE = {
     ActionType.SET_ENV: "set_env",
     ActionType.MAINTENANCE: "maintenance",
 }
-_TYPE_OF_CLASS: dict[type[ApiModel], ActionType] = {
-    RollbackAction: ActionType.ROLLBACK,
-    ScaleAction: ActionType.SCALE,
-    RestartAction: ActionType.RESTART,
-    SetEnvAction: ActionType.SET_ENV,
-    MaintenanceAction: ActionType.MAINTENANCE,
-}
+_TYPE_OF_CLASS = {model: action_type for action_type, model in ACTION_MODEL_OF_TYPE.items()}
 
 
 class ActionStep(ApiModel):
@@ -155,7 +188,7 @@ class ActionStep(ApiModel):
     @classmethod
     def of(cls, action: AnyAction, *, step_id: str | None = None) -> "ActionStep":
         """A step wrapping `action`: `ActionStep.of(ScaleAction(increment=2))`."""
-        field_name = _FIELD_OF_TYPE[_TYPE_OF_CLASS[type(action)]]
+        field_name = _FIELD_OF_TYPE[action_type_of(action)]
         return cls.model_validate({"id": step_id, field_name: action})
 
     @property
@@ -179,6 +212,10 @@ class ActionStep(ApiModel):
     def step_id(self, index: int) -> str:
         """The id given, or "<index>-<type>" (e.g. "0-rollback") for a step at `index`."""
         return self.id if self.id is not None else f"{index}-{self.action_type}"
+
+
+def action_type_of(action: AnyAction) -> ActionType:
+    return _TYPE_OF_CLASS[type(action)]
 
 
 def _reject_duplicate_step_ids(steps: tuple[ActionStep, ...]) -> tuple[ActionStep, ...]:

@@ -1,9 +1,9 @@
 """Enumerations, name formats and durations shared by the Incident and MitigationPolicy models."""
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 from pydantic import AwareDatetime, BeforeValidator, PlainSerializer, WithJsonSchema
 
@@ -61,6 +61,21 @@ class Phase(StrEnum):
         """Resolved and Failed are final; Escalated is not, since people can still resolve it."""
         return self in (Phase.RESOLVED, Phase.FAILED)
 
+    @property
+    def advances_by_itself(self) -> bool:
+        """The operator moves the incident on at every tick; an Escalated one waits for people."""
+        return not self.is_terminal and self is not Phase.ESCALATED
+
+    @property
+    def is_mitigating(self) -> bool:
+        """An action has been applied and the outcome is not settled yet."""
+        return self in (Phase.MITIGATING, Phase.VERIFYING)
+
+    @classmethod
+    def of(cls, value: str | None) -> "Phase":
+        """The phase a status names; a new incident (no phase yet) is Triaging."""
+        return cls(value) if value else cls.TRIAGING
+
 
 class ActionType(StrEnum):
     """The mitigations the operator can apply to a Deployment (the keys of an action step)."""
@@ -75,6 +90,7 @@ class ActionType(StrEnum):
 # The mitigations that can be undone once the target is healthy again: a rollback and a restart
 # are fixes, not temporary measures, so there is nothing to revert.
 RevertibleActionType = Literal[ActionType.SCALE, ActionType.SET_ENV, ActionType.MAINTENANCE]
+REVERTIBLE_ACTION_TYPES: frozenset[ActionType] = frozenset(get_args(RevertibleActionType))
 
 
 class ActionState(StrEnum):
@@ -159,6 +175,16 @@ Duration = Annotated[
         {"type": "string", "pattern": DURATION_PATTERN, "maxLength": DURATION_MAX_LENGTH}
     ),
 ]
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a trailing Z, the way Kubernetes writes its timestamps."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An RFC 3339 timestamp as Kubernetes writes it (a trailing Z for UTC)."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 # What the API server's `format: date-time` accepts: an RFC 3339 date-time with a time zone.

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from mitigator.models.execution import REVERT_KEY_SUFFIX, action_key
+
 SampleStatus = Literal["ok", "no_data", "unreachable", "error"]
 
 
@@ -59,6 +61,14 @@ class AppliedRecord:
     key: str
     action_type: str
     at: datetime | None
+
+    @property
+    def is_revert(self) -> bool:
+        """A revert undoes a mitigation rather than makes one."""
+        return self.key.endswith(REVERT_KEY_SUFFIX)
+
+    def made_by(self, incident_uid: str) -> bool:
+        return self.key.startswith(action_key(incident_uid, ""))
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ dumps (`to_api_dict`) to exactly the merge patch that changes them.
 
 from enum import StrEnum
 
-from pydantic import AwareDatetime, Field, JsonValue
+from pydantic import AwareDatetime, Field
 
-from mitigator.models.base import StatusModel
+from mitigator.models.actions import ACTION_MODEL_OF_TYPE, AnyAction
+from mitigator.models.base import JsonObject, StatusModel
 from mitigator.models.common import (
     CONDITION_REASON_PATTERN,
     ActionState,
@@ -18,9 +19,6 @@ from mitigator.models.common import (
 )
 
 MAX_TIMELINE_ENTRIES = 200
-
-# Free-form JSON objects: what a target looked like, what a metric query returned.
-JsonObject = dict[str, JsonValue]
 
 
 class ConditionStatus(StrEnum):
@@ -62,6 +60,11 @@ class ActionRecord(StatusModel):
     message: str | None = None
     before: JsonObject | None = None
     after: JsonObject | None = None
+
+    @property
+    def action(self) -> AnyAction:
+        """The typed action this step was planned with (status keeps it in wire form)."""
+        return ACTION_MODEL_OF_TYPE[self.type].model_validate(self.params)
 
 
 class CheckName(StrEnum):

@@ -1,0 +1,115 @@
+"""The Incident's status as one tick changes it: typed fields instead of a bag of updates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mitigator.domain.timeline import append_timeline, timeline_entry
+from mitigator.models import (
+    ActionRecord,
+    Classification,
+    IncidentStatus,
+    Phase,
+    RevertRecord,
+    Severity,
+    TimelineEntry,
+    TimelineEvent,
+    VerificationResult,
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to post on the Incident (and on the target when `on_target`)."""
+
+    type: str  # "Normal" | "Warning"
+    reason: str
+    message: str
+    on_target: bool = False
+
+
+@dataclass(kw_only=True)
+class StatusDraft:
+    """The fields of the status the lifecycle decides; the rest (escalation, conditions, the
+    write sequence) belong to others and pass through untouched."""
+
+    phase: Phase | None
+    message: str | None
+    severity: Severity | None
+    classification: Classification | None
+    policy: str | None
+    rule: str | None
+    actions: list[ActionRecord]
+    current_step: int | None
+    verification: VerificationResult | None
+    reverts: list[RevertRecord]
+    detected_at: datetime | None
+    mitigated_at: datetime | None
+    resolved_at: datetime | None
+    timeline: list[TimelineEntry]
+    events: list[Event] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, status: IncidentStatus) -> StatusDraft:
+        return cls(
+            phase=status.phase,
+            message=status.message,
+            severity=status.severity,
+            classification=status.classification,
+            policy=status.policy,
+            rule=status.rule,
+            actions=list(status.actions or ()),
+            current_step=status.current_step,
+            verification=status.verification,
+            reverts=list(status.reverts or ()),
+            detected_at=status.detected_at,
+            mitigated_at=status.mitigated_at,
+            resolved_at=status.resolved_at,
+            timeline=list(status.timeline or ()),
+        )
+
+    def onto(self, status: IncidentStatus) -> IncidentStatus:
+        """`status` with the fields this draft decides replaced by the draft's."""
+        return status.model_copy(
+            update={
+                "phase": self.phase,
+                "message": self.message,
+                "severity": self.severity,
+                "classification": self.classification,
+                "policy": self.policy,
+                "rule": self.rule,
+                "actions": tuple(self.actions) or None,
+                "current_step": self.current_step,
+                "verification": self.verification,
+                "reverts": tuple(self.reverts) or None,
+                "detected_at": self.detected_at,
+                "mitigated_at": self.mitigated_at,
+                "resolved_at": self.resolved_at,
+                "timeline": tuple(self.timeline) or None,
+            }
+        )
+
+    @property
+    def step_index(self) -> int:
+        return self.current_step or 0
+
+    def enter(self, phase: Phase, message: str) -> None:
+        self.phase = phase
+        self.message = message
+
+    def note(
+        self,
+        event: TimelineEvent,
+        message: str,
+        *,
+        now: datetime,
+        warning: bool = False,
+        on_target: bool = False,
+    ) -> None:
+        """One line in the timeline, and the same as a Kubernetes Event."""
+        entry = timeline_entry(event.value, message, at=now)
+        self.timeline = list(append_timeline(self.timeline, entry))
+        self.events.append(
+            Event("Warning" if warning else "Normal", event.value, message, on_target)
+        )

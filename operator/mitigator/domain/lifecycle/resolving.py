@@ -1,0 +1,62 @@
+"""Resolved: verified recovered, or closed by a person; the policy's temporary measures
+(revertOnResolve) are undone, newest first, from the state recorded before each."""
+
+from __future__ import annotations
+
+from mitigator.domain.lifecycle.tick import Tick
+from mitigator.models import ActionState, Phase, PolicySpec, RevertRecord, TimelineEvent
+from mitigator.models.execution import RevertRequest
+
+
+def resolve(tick: Tick, message: str, *, policy: PolicySpec | None) -> None:
+    _revert_temporary_measures(tick, policy)
+    tick.draft.resolved_at = tick.now
+    tick.draft.enter(Phase.RESOLVED, message)
+    tick.note(TimelineEvent.RESOLVED, message)
+
+
+def resolve_by_hand(tick: Tick) -> None:
+    policy = tick.policy().spec if tick.target().exists else None
+    resolve(tick, "resolved by a person (spec.resolve)", policy=policy)
+
+
+def _revert_temporary_measures(tick: Tick, policy: PolicySpec | None) -> None:
+    if policy is None or not policy.revert_on_resolve:
+        return
+    draft = tick.draft
+    done = {r.action_id for r in draft.reverts if r.state is ActionState.REVERTED}
+    for record in reversed(draft.actions):
+        if (
+            record.state is not ActionState.APPLIED
+            or record.type not in policy.revert_on_resolve
+            or record.id in done
+            or record.before is None
+        ):
+            continue
+        outcome = tick.world.revert(
+            RevertRequest(
+                namespace=tick.view.namespace,
+                target=tick.spec.target.name,
+                incident_uid=tick.view.uid,
+                action_id=record.id,
+                action_type=record.type,
+                before=dict(record.before),
+                now=tick.now,
+            )
+        )
+        reverted = outcome.state is ActionState.APPLIED
+        draft.reverts.append(
+            RevertRecord(
+                action_id=record.id,
+                type=record.type,
+                state=ActionState.REVERTED if reverted else ActionState.FAILED,
+                message=outcome.message,
+                at=tick.now,
+            )
+        )
+        tick.note(
+            TimelineEvent.REVERTED,
+            f"revert of {record.id}: {outcome.message}",
+            warning=not reverted,
+            on_target=reverted,
+        )

@@ -1,0 +1,98 @@
+"""Triaging: look at the target and the evidence, classify, choose the plan, and either start
+mitigating or say why not."""
+
+from __future__ import annotations
+
+from mitigator.domain.classify import classify, effective_severity, severity_hint_from_labels
+from mitigator.domain.guardrails import cooldown_refusal
+from mitigator.domain.lifecycle.mitigating import mitigate
+from mitigator.domain.lifecycle.tick import Tick
+from mitigator.domain.plan import Plan, incident_alertname, plan_steps
+from mitigator.models import (
+    ActionRecord,
+    ActionState,
+    Phase,
+    SeverityThresholds,
+    TimelineEvent,
+)
+
+
+def triage(tick: Tick) -> None:
+    spec, namespace, draft = tick.spec, tick.view.namespace, tick.draft
+    if draft.detected_at is None:
+        draft.detected_at = tick.now
+        draft.phase = Phase.TRIAGING
+        origin = spec.source.type.value
+        if spec.source.alertname:
+            origin += f" alert {spec.source.alertname}"
+        tick.note(TimelineEvent.DETECTED, f"incident on Deployment {spec.target.name} ({origin})")
+    target = tick.target()
+    if not target.exists:
+        tick.fail(f"Deployment {namespace}/{spec.target.name} not found")
+        return
+    chosen = tick.policy()
+    policy = chosen.spec
+    thresholds = policy.severity_thresholds if policy else SeverityThresholds()
+    classification = classify(tick.evidence(policy), thresholds=thresholds, now=tick.now)
+    severity = effective_severity(
+        spec.severity,
+        classification,
+        alert_severity_hint=severity_hint_from_labels(spec.source.labels),
+        act_on_unknown=policy.guardrails.act_on_unknown if policy else False,
+    )
+    draft.classification, draft.severity, draft.policy = classification, severity, chosen.name
+    given = f"; the spec sets {spec.severity}" if spec.severity else ""
+    tick.note(
+        TimelineEvent.CLASSIFIED,
+        f"evidence says {classification.severity}: {'; '.join(classification.reasons)}{given}",
+    )
+    if policy is None:
+        tick.escalate(f"no action taken: {chosen.reason}")
+        return
+    refusal = tick.protected_refusal(policy)
+    if refusal:
+        tick.note(TimelineEvent.REFUSED, refusal, warning=True)
+        tick.escalate(f"refused: {refusal}; nothing was changed")
+        return
+    last_rollout_age = tick.now - target.last_rollout_at if target.last_rollout_at else None
+    plan = plan_steps(spec, policy, severity=severity, last_rollout_age=last_rollout_age)
+    if plan.is_empty:
+        tick.escalate(
+            f"policy {chosen.name} has no rule for severity {severity}"
+            f" (alert {incident_alertname(spec) or 'none'}); no action taken"
+        )
+        return
+    _record_plan(tick, plan, policy_name=chosen.name)
+    if plan.dry_run:
+        tick.escalate("dry run: the plan is recorded and nothing was changed; a person decides")
+        return
+    refusal = cooldown_refusal(
+        target.applied,
+        incident_uid=tick.view.uid,
+        cooldown=policy.guardrails.cooldown,
+        now=tick.now,
+    )
+    if refusal:
+        tick.note(TimelineEvent.REFUSED, refusal, warning=True)
+        tick.escalate(f"refused: {refusal}; nothing was changed")
+        return
+    draft.enter(Phase.MITIGATING, "applying the plan")
+    mitigate(tick)
+
+
+def _record_plan(tick: Tick, plan: Plan, *, policy_name: str | None) -> None:
+    """The ladder goes into status.actions as it is planned: frozen from here on."""
+    tick.draft.rule = plan.rule
+    tick.draft.current_step = 0
+    tick.draft.actions = [
+        ActionRecord(
+            id=step.id,
+            type=step.action_type,
+            params=step.step.params,
+            state=ActionState.DRY_RUN if plan.dry_run else ActionState.PENDING,
+        )
+        for step in plan.steps
+    ]
+    ladder = " → ".join(step.id for step in plan.steps)
+    origin = "spec.actions" if plan.source == "incident" else f"rule {plan.rule}"
+    tick.note(TimelineEvent.PLANNED, f"plan from {origin} of policy {policy_name}: {ladder}")

@@ -1,0 +1,87 @@
+"""Verifying: once the rollout is complete, the guide's recovery checklist must hold without
+a break for the policy's window; failing past the timeout moves on to the next step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from mitigator.domain.lifecycle.mitigating import next_step
+from mitigator.domain.lifecycle.resolving import resolve
+from mitigator.domain.lifecycle.tick import Tick
+from mitigator.domain.verify import verify_recovery, window_remaining
+from mitigator.models import (
+    TimelineEvent,
+    VerificationCheck,
+    VerificationCriteria,
+    VerificationResult,
+    format_duration,
+)
+
+# How long a rollout may take before the step counts as failed, at the least.
+MIN_ROLLOUT_TIMEOUT = timedelta(seconds=60)
+
+
+def verify(tick: Tick) -> None:
+    draft, now = tick.draft, tick.now
+    record = draft.actions[draft.step_index]
+    policy = tick.policy().spec
+    criteria = policy.verification if policy else VerificationCriteria()
+    window = criteria.window
+    timeout = criteria.timeout or window * 3
+    previous = draft.verification or VerificationResult(passed=False)
+    started = previous.window_started_at
+    if started is None:
+        pods = tick.target().pods
+        if pods is None or pods.rollout_in_progress:
+            limit = max(MIN_ROLLOUT_TIMEOUT, timeout)
+            if record.finished_at and now - record.finished_at > limit:
+                tick.note(
+                    TimelineEvent.VERIFICATION_FAILED,
+                    f"the rollout after step {record.id} did not complete "
+                    f"within {format_duration(limit)}",
+                    warning=True,
+                )
+                next_step(tick)
+            return
+        started = now
+        tick.note(
+            TimelineEvent.VERIFYING,
+            f"rollout complete; checking recovery for {format_duration(window)}",
+        )
+    firing = tick.firing_alerts(policy) if criteria.require_no_firing_alerts else 0
+    result = verify_recovery(
+        tick.evidence(policy),
+        criteria=criteria,
+        firing_alerts=firing,
+        now=now,
+        window_started_at=started,
+    )
+    passing_since = (previous.passing_since or now) if result.passed else None
+    draft.verification = result.model_copy(update={"passing_since": passing_since})
+    if (
+        passing_since is not None
+        and window_remaining(window_started_at=passing_since, window=window, now=now) == timedelta()
+    ):
+        tick.note(
+            TimelineEvent.VERIFIED,
+            f"recovered after step {record.id}: " + "; ".join(_describe(result.checks)),
+        )
+        resolve(tick, f"verified recovered after step {record.id}", policy=policy)
+    elif not result.passed and now - started >= timeout:
+        failing = [check for check in result.checks if not check.passed]
+        tick.note(
+            TimelineEvent.VERIFICATION_FAILED,
+            f"not recovered {format_duration(timeout)} after step {record.id}: "
+            + "; ".join(_describe(failing)),
+            warning=True,
+        )
+        next_step(tick)
+
+
+def _describe(checks: Sequence[VerificationCheck]) -> list[str]:
+    return [
+        f"{c.name} {'ok' if c.passed else 'failing'} ({c.observed} vs {c.threshold})"
+        + (f": {c.message}" if c.message and not c.passed else "")
+        for c in checks
+    ]
