@@ -42,7 +42,7 @@ from mitigator.bridge.mapping import (
 )
 from mitigator.bridge.payload import WebhookPayload
 from mitigator.bridge.telemetry import BridgeMetrics
-from mitigator.k8s.client import (
+from mitigator.k8s import (
     AlreadyExists,
     Conflict,
     Invalid,

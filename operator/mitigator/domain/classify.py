@@ -12,7 +12,7 @@ severity is Unknown. A P0 or P1 proven from the evidence that is there stands.
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from mitigator.domain.evidence import Evidence, all_pods_down, pod_observations
@@ -171,15 +171,20 @@ def _pod_degradation_reasons(evidence: Evidence) -> list[str]:
 
 
 def _healthy_reasons(evidence: Evidence, thresholds: SeverityThresholds) -> list[str]:
-    # Only reached with both metrics available and nothing degraded.
-    error_rate = usable_value(evidence.error_rate) or 0.0
-    p95 = usable_value(evidence.p95_seconds) or 0.0
+    # Only reached with both metrics available and nothing degraded; a missing value is still
+    # named as missing, never shown as a zero.
     return [
-        f"error rate {format_ratio_as_percent(error_rate)} <= "
+        f"error rate {_shown(evidence.error_rate, format_ratio_as_percent)} <= "
         f"{format_ratio_as_percent(thresholds.p2_error_rate)}",
-        f"p95 latency {format_seconds(p95)} <= {format_seconds(thresholds.p2_p95_seconds)}",
+        f"p95 latency {_shown(evidence.p95_seconds, format_seconds)} <= "
+        f"{format_seconds(thresholds.p2_p95_seconds)}",
         f"{evidence.pods.ready}/{evidence.pods.desired} pods ready",
     ]
+
+
+def _shown(sample: MetricSample, render: Callable[[float], str]) -> str:
+    value = usable_value(sample)
+    return render(value) if value is not None else describe_sample(sample)
 
 
 def _value_above(sample: MetricSample, limit: float) -> float | None:

@@ -10,9 +10,9 @@ from typing import Any
 
 import kopf
 
-from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL
 from mitigator.actions.webhook import post_webhook
 from mitigator.domain.escalation import due_escalations, record_notification, settled_levels
+from mitigator.handlers.incidents import add_incident_timer
 from mitigator.handlers.indexes import policies_in
 from mitigator.models import EscalationStatus, IncidentStatus, Phase
 from mitigator.settings import OperatorSettings
@@ -107,13 +107,10 @@ def escalate(
 
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
-    kopf.timer(
-        API_GROUP,
-        API_VERSION,
-        INCIDENT_PLURAL,
-        id="escalate",
-        backoff=2,
+    add_incident_timer(
+        registry,
+        escalate,
+        handler_id="escalate",
         interval=settings.escalation_tick_seconds,
         when=unresolved,
-        registry=registry,
-    )(escalate)
+    )

@@ -3,6 +3,7 @@ through kopf's patch, post its events. A timer drives progress; no handler sleep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -114,14 +115,28 @@ def tick(
         )
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+def add_incident_timer(
+    registry: kopf.OperatorRegistry,
+    handler: Callable[..., None],
+    *,
+    handler_id: str,
+    interval: float,
+    when: Callable[..., bool],
+) -> None:
+    """A timer on every Incident the filter admits; a failure is retried after 2 s."""
     kopf.timer(
         API_GROUP,
         API_VERSION,
         INCIDENT_PLURAL,
-        id="tick",
+        id=handler_id,
         backoff=2,
-        interval=settings.tick_seconds,
-        when=needs_tick,
+        interval=interval,
+        when=when,
         registry=registry,
-    )(tick)
+    )(handler)
+
+
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    add_incident_timer(
+        registry, tick, handler_id="tick", interval=settings.tick_seconds, when=needs_tick
+    )

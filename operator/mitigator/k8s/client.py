@@ -7,104 +7,54 @@ camelCase shapes that `kubectl get -o json` prints.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
+from mitigator.k8s.errors import NotFound, translate, translate_write
 from mitigator.models import JsonObject
 
 JsonPatch = list[dict[str, Any]]
 
 
-# What the API server answers (422) when a JSON-patch "test" operation does not hold.
-_FAILED_TEST = "the server rejected our request due to an error in our request"
-
-
-class NotFound(LookupError):
-    """The object does not exist."""
-
-
-class Conflict(RuntimeError):
-    """The object changed under us (resourceVersion test failed): read again and retry."""
-
-
-class AlreadyExists(Conflict):
-    """An object of that name exists already (a create answered 409)."""
-
-
-class NamespaceNotFound(NotFound):
-    """The namespace to create the object in does not exist."""
-
-
-class Invalid(ValueError):
-    """The API server refused the object as invalid (422); the message says why."""
-
-
-class ApiError(RuntimeError):
-    """Any other answer of the API server; `transient` when a retry may succeed."""
-
-    def __init__(self, message: str, *, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
-
-    @property
-    def transient(self) -> bool:
-        return self.status is None or self.status >= 500 or self.status == 429
-
-
-def _status_of(exc: ApiException) -> JsonObject:
-    """The metav1.Status the API server answered with, or {}."""
-    try:
-        body = json.loads(exc.body or "{}")
-    except (TypeError, ValueError):
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
-def _translate_write(exc: ApiException, what: str) -> Exception:
-    """Like `_translate`, for creates and merge patches: 409 AlreadyExists vs a resourceVersion
-    conflict, a missing namespace vs a missing object, and 422 as `Invalid`."""
-    status = _status_of(exc)
-    details = status.get("details") or {}
-    if exc.status == 409:
-        if status.get("reason") == "AlreadyExists":
-            return AlreadyExists(f"{what} already exists")
-        return Conflict(f"{what}: conflict: {status.get('message') or exc.reason}")
-    if exc.status == 404 and details.get("kind") == "namespaces":
-        return NamespaceNotFound(str(status.get("message") or f"namespace of {what} not found"))
-    if exc.status == 404 and details.get("name"):
-        return NotFound(f"{what} not found")
-    if exc.status == 422:
-        return Invalid(str(status.get("message") or exc.reason))
-    return _api_error(exc, what)
+def selector_string(match_labels: Mapping[str, str]) -> str:
+    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
 
 
 def _decode(response: Any) -> JsonObject:
     return dict(json.loads(response.data))
 
 
-def _translate(exc: ApiException, what: str) -> Exception:
-    if exc.status == 404:
-        return NotFound(f"{what} not found")
-    if exc.status == 422 and _FAILED_TEST in str(exc.body):
-        # A JSON-patch "test" failed: someone changed the object since we read it.
-        return Conflict(f"{what} changed while it was being patched; will re-read")
-    if exc.status == 409:
-        return Conflict(f"{what}: conflict: {exc.reason}")
-    return _api_error(exc, what)
+def _selector_of(deployment: JsonObject) -> str:
+    return selector_string(deployment["spec"]["selector"].get("matchLabels") or {})
 
 
-def _api_error(exc: ApiException, what: str) -> ApiError:
-    return ApiError(f"{what}: API error {exc.status}: {exc.reason}", status=exc.status)
+Translate = Callable[[ApiException, str], Exception]
 
 
-def selector_string(match_labels: Mapping[str, str]) -> str:
-    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
+def _call(
+    what: str,
+    method: Callable[..., Any],
+    *args: Any,
+    translate: Translate = translate,
+    **kwargs: Any,
+) -> JsonObject:
+    """One API call, its answer decoded from the wire JSON and its errors translated into
+    this module's exceptions (the client's own never leave it)."""
+    try:
+        return _decode(method(*args, _preload_content=False, **kwargs))
+    except ApiException as exc:
+        raise translate(exc, what) from exc
+
+
+def _items(what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> list[JsonObject]:
+    return list(_call(what, method, *args, **kwargs)["items"])
 
 
 class KubeClient:
@@ -144,38 +94,38 @@ class KubeClient:
     # ------------------------------------------------------------ deployments
 
     def read_deployment(self, namespace: str, name: str) -> JsonObject:
-        try:
-            return _decode(
-                self.apps.read_namespaced_deployment(name, namespace, _preload_content=False)
-            )
-        except ApiException as exc:
-            raise _translate(exc, f"Deployment {namespace}/{name}") from exc
+        return _call(
+            f"Deployment {namespace}/{name}", self.apps.read_namespaced_deployment, name, namespace
+        )
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
-        try:
-            return _decode(
-                self.apps.patch_namespaced_deployment(
-                    name, namespace, patch, _preload_content=False
-                )
-            )
-        except ApiException as exc:
-            raise _translate(exc, f"Deployment {namespace}/{name}") from exc
+        """A JSON patch; a failed `test` operation is a `Conflict`."""
+        return _call(
+            f"Deployment {namespace}/{name}",
+            self.apps.patch_namespaced_deployment,
+            name,
+            namespace,
+            patch,
+        )
 
     def list_deployments(self, namespace: str, label_selector: str = "") -> list[JsonObject]:
-        response = self.apps.list_namespaced_deployment(
-            namespace, label_selector=label_selector, _preload_content=False
+        return _items(
+            f"Deployments in {namespace}",
+            self.apps.list_namespaced_deployment,
+            namespace,
+            label_selector=label_selector,
         )
-        return list(_decode(response)["items"])
 
     def replica_sets_of(self, deployment: JsonObject) -> list[JsonObject]:
         meta = deployment["metadata"]
-        selector = selector_string(deployment["spec"]["selector"].get("matchLabels") or {})
-        response = self.apps.list_namespaced_replica_set(
-            meta["namespace"], label_selector=selector, _preload_content=False
-        )
         return [
             rs
-            for rs in _decode(response)["items"]
+            for rs in _items(
+                f"ReplicaSets of {meta['namespace']}/{meta['name']}",
+                self.apps.list_namespaced_replica_set,
+                meta["namespace"],
+                label_selector=_selector_of(deployment),
+            )
             if any(
                 ref.get("uid") == meta["uid"] for ref in rs["metadata"].get("ownerReferences", [])
             )
@@ -183,106 +133,114 @@ class KubeClient:
 
     def pods_of(self, deployment: JsonObject) -> list[JsonObject]:
         meta = deployment["metadata"]
-        selector = selector_string(deployment["spec"]["selector"].get("matchLabels") or {})
-        response = self.core.list_namespaced_pod(
-            meta["namespace"], label_selector=selector, _preload_content=False
+        return _items(
+            f"Pods of {meta['namespace']}/{meta['name']}",
+            self.core.list_namespaced_pod,
+            meta["namespace"],
+            label_selector=_selector_of(deployment),
         )
-        return list(_decode(response)["items"])
 
     # ------------------------------------------------------------ services
 
     def read_service(self, namespace: str, name: str) -> JsonObject:
-        try:
-            return _decode(
-                self.core.read_namespaced_service(name, namespace, _preload_content=False)
-            )
-        except ApiException as exc:
-            raise _translate(exc, f"Service {namespace}/{name}") from exc
+        return _call(
+            f"Service {namespace}/{name}", self.core.read_namespaced_service, name, namespace
+        )
 
     def patch_service(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
-        try:
-            return _decode(
-                self.core.patch_namespaced_service(name, namespace, patch, _preload_content=False)
-            )
-        except ApiException as exc:
-            raise _translate(exc, f"Service {namespace}/{name}") from exc
+        """A JSON patch; a failed `test` operation is a `Conflict`."""
+        return _call(
+            f"Service {namespace}/{name}",
+            self.core.patch_namespaced_service,
+            name,
+            namespace,
+            patch,
+        )
 
     # ------------------------------------------------------------ our resources
 
     def list_policies(self, namespace: str) -> list[JsonObject]:
-        response = self.custom.list_namespaced_custom_object(
-            API_GROUP, API_VERSION, namespace, POLICY_PLURAL, _preload_content=False
+        return _items(
+            f"MitigationPolicies in {namespace}",
+            self.custom.list_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            POLICY_PLURAL,
         )
-        return list(_decode(response)["items"])
 
     def list_incidents(
         self, namespace: str | None = None, *, label_selector: str = ""
     ) -> list[JsonObject]:
         """The Incidents of `namespace` (every namespace if None) with these labels."""
         if namespace is None:
-            response = self.custom.list_cluster_custom_object(
+            return _items(
+                "Incidents",
+                self.custom.list_cluster_custom_object,
                 API_GROUP,
                 API_VERSION,
                 INCIDENT_PLURAL,
                 label_selector=label_selector,
-                _preload_content=False,
             )
-        else:
-            response = self.custom.list_namespaced_custom_object(
-                API_GROUP,
-                API_VERSION,
-                namespace,
-                INCIDENT_PLURAL,
-                label_selector=label_selector,
-                _preload_content=False,
-            )
-        return list(_decode(response)["items"])
+        return _items(
+            f"Incidents in {namespace}",
+            self.custom.list_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            INCIDENT_PLURAL,
+            label_selector=label_selector,
+        )
 
     def read_incident(self, namespace: str, name: str) -> JsonObject:
-        try:
-            return _decode(
-                self.custom.get_namespaced_custom_object(
-                    API_GROUP, API_VERSION, namespace, INCIDENT_PLURAL, name, _preload_content=False
-                )
-            )
-        except ApiException as exc:
-            raise _translate(exc, f"Incident {namespace}/{name}") from exc
+        return _call(
+            f"Incident {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            INCIDENT_PLURAL,
+            name,
+        )
 
     def create_incident(self, namespace: str, body: JsonObject) -> JsonObject:
         """Create an Incident; AlreadyExists, NamespaceNotFound and Invalid say why not."""
         name = (body.get("metadata") or {}).get("name", "")
-        try:
-            return _decode(
-                self.custom.create_namespaced_custom_object(
-                    API_GROUP, API_VERSION, namespace, INCIDENT_PLURAL, body, _preload_content=False
-                )
-            )
-        except ApiException as exc:
-            raise _translate_write(exc, f"Incident {namespace}/{name}") from exc
+        return _call(
+            f"Incident {namespace}/{name}",
+            self.custom.create_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            INCIDENT_PLURAL,
+            body,
+            translate=translate_write,
+        )
 
     def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         """A JSON merge patch of an Incident; with metadata.resourceVersion in the patch, a
         concurrent change is a `Conflict`. NotFound and Invalid as for `create_incident`."""
-        try:
-            return _decode(
-                self.custom.patch_namespaced_custom_object(
-                    API_GROUP,
-                    API_VERSION,
-                    namespace,
-                    INCIDENT_PLURAL,
-                    name,
-                    patch,
-                    _preload_content=False,
-                )
-            )
-        except ApiException as exc:
-            raise _translate_write(exc, f"Incident {namespace}/{name}") from exc
+        return _call(
+            f"Incident {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            INCIDENT_PLURAL,
+            name,
+            patch,
+            translate=translate_write,
+        )
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:
-        try:
-            self.custom.patch_namespaced_custom_object_status(
-                API_GROUP, API_VERSION, namespace, POLICY_PLURAL, name, {"status": status}
+        with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to report on
+            _call(
+                f"MitigationPolicy {namespace}/{name}",
+                self.custom.patch_namespaced_custom_object_status,
+                API_GROUP,
+                API_VERSION,
+                namespace,
+                POLICY_PLURAL,
+                name,
+                {"status": status},
             )
-        except ApiException as exc:
-            if exc.status != 404:  # deleted meanwhile: nothing to report on
-                raise

@@ -1,0 +1,87 @@
+"""The API server's answers as this package's exceptions: the kubernetes client's own never
+leave mitigator.k8s."""
+
+from __future__ import annotations
+
+import json
+
+from kubernetes.client.exceptions import ApiException
+
+from mitigator.models import JsonObject
+
+# What the API server answers (422) when a JSON-patch "test" operation does not hold.
+_FAILED_TEST = "the server rejected our request due to an error in our request"
+
+
+class NotFound(LookupError):
+    """The object does not exist."""
+
+
+class Conflict(RuntimeError):
+    """The object changed under us (resourceVersion test failed): read again and retry."""
+
+
+class AlreadyExists(Conflict):
+    """An object of that name exists already (a create answered 409)."""
+
+
+class NamespaceNotFound(NotFound):
+    """The namespace to create the object in does not exist."""
+
+
+class Invalid(ValueError):
+    """The API server refused the object as invalid (422); the message says why."""
+
+
+class ApiError(RuntimeError):
+    """Any other answer of the API server; `transient` when a retry may succeed."""
+
+    def __init__(self, message: str, *, status: int | None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def transient(self) -> bool:
+        return self.status is None or self.status >= 500 or self.status == 429
+
+
+def _status_of(exc: ApiException) -> JsonObject:
+    """The metav1.Status the API server answered with, or {}."""
+    try:
+        body = json.loads(exc.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def translate_write(exc: ApiException, what: str) -> Exception:
+    """Like `_translate`, for creates and merge patches: 409 AlreadyExists vs a resourceVersion
+    conflict, a missing namespace vs a missing object, and 422 as `Invalid`."""
+    status = _status_of(exc)
+    details = status.get("details") or {}
+    if exc.status == 409:
+        if status.get("reason") == "AlreadyExists":
+            return AlreadyExists(f"{what} already exists")
+        return Conflict(f"{what}: conflict: {status.get('message') or exc.reason}")
+    if exc.status == 404 and details.get("kind") == "namespaces":
+        return NamespaceNotFound(str(status.get("message") or f"namespace of {what} not found"))
+    if exc.status == 404 and details.get("name"):
+        return NotFound(f"{what} not found")
+    if exc.status == 422:
+        return Invalid(str(status.get("message") or exc.reason))
+    return _api_error(exc, what)
+
+
+def translate(exc: ApiException, what: str) -> Exception:
+    if exc.status == 404:
+        return NotFound(f"{what} not found")
+    if exc.status == 422 and _FAILED_TEST in str(exc.body):
+        # A JSON-patch "test" failed: someone changed the object since we read it.
+        return Conflict(f"{what} changed while it was being patched; will re-read")
+    if exc.status == 409:
+        return Conflict(f"{what}: conflict: {exc.reason}")
+    return _api_error(exc, what)
+
+
+def _api_error(exc: ApiException, what: str) -> ApiError:
+    return ApiError(f"{what}: API error {exc.status}: {exc.reason}", status=exc.status)
