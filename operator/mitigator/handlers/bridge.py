@@ -1,5 +1,6 @@
-"""The Alertmanager bridge inside the operator: started on kopf's event loop when
-MITIGATOR_BRIDGE_PORT is set, stopped when the operator stops. Same app as `mitigator bridge`."""
+"""The Alertmanager bridge inside the operator: started on kopf's event loop when the bridge's
+settings give a port (MITIGATOR_BRIDGE_PORT), stopped when the operator stops. Same app and
+same settings as `mitigator bridge`."""
 
 from __future__ import annotations
 
@@ -7,28 +8,26 @@ from typing import Any
 
 import kopf
 
-from mitigator.bridge.config import BridgeConfig, ConfigError
+from mitigator.bridge.config import BridgeSettings, ConfigError, load_bridge_settings
 from mitigator.bridge.server import Bridge, tls_context
-from mitigator.handlers.settings import BridgeSettings
-from mitigator.k8s.client import KubeClient
+
+
+def _bridge_settings(memo: kopf.Memo) -> BridgeSettings:
+    """The operator's settings for the bridge when it holds them, else the environment's."""
+    settings = getattr(memo.get("settings"), "bridge", None)
+    return settings if isinstance(settings, BridgeSettings) else load_bridge_settings()
 
 
 @kopf.on.startup()
 async def start_bridge(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    settings = BridgeSettings.from_environment()
-    if settings.port is None:
-        return
     try:
-        config = BridgeConfig.from_environment()
-        ssl_context = (
-            tls_context(settings.tls_cert, settings.tls_key)
-            if settings.tls_cert and settings.tls_key
-            else None
-        )
+        settings = _bridge_settings(memo)
+        if settings.port is None:
+            return
+        ssl_context = tls_context(settings)
+        bridge = Bridge.from_settings(settings)
     except (ConfigError, OSError) as exc:
         raise kopf.PermanentError(f"the Alertmanager bridge cannot start: {exc}") from None
-    kube = KubeClient.from_environment_pooled(pool_size=config.concurrency)
-    bridge = Bridge(kube, config)
     try:
         port = await bridge.start(settings.host, settings.port, ssl_context)
     except OSError as exc:

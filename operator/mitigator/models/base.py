@@ -5,6 +5,8 @@ from typing import Any, get_origin
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic.alias_generators import to_camel
 
+JsonObject = dict[str, Any]
+
 
 class ApiModel(BaseModel):
     """A piece of an Incident or MitigationPolicy: camelCase on the wire, snake_case in Python.
