@@ -11,6 +11,7 @@ def _run(args: argparse.Namespace) -> int:
     import kopf  # noqa: PLC0415 - only `run` needs kopf; --help stays fast
     from pydantic import ValidationError  # noqa: PLC0415
 
+    from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
@@ -20,6 +21,9 @@ def _run(args: argparse.Namespace) -> int:
         settings = OperatorSettings(**overrides)
     except ValidationError as exc:
         print(f"mitigator run: {describe_validation_error(exc, root='settings')}", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(f"mitigator run: {exc}", file=sys.stderr)
         return 2
     registry = kopf.OperatorRegistry()
     register(registry, settings)
@@ -38,28 +42,29 @@ def _bridge(args: argparse.Namespace) -> int:
     import asyncio  # noqa: PLC0415 - only `bridge` needs these; --help stays fast
     import logging  # noqa: PLC0415
 
-    from mitigator.bridge.config import BridgeConfig, ConfigError  # noqa: PLC0415
+    from mitigator.bridge.config import DEFAULT_PORT, ConfigError, load_bridge_settings  # noqa: PLC0415
     from mitigator.bridge.server import Bridge, serve_until_signalled, tls_context  # noqa: PLC0415
-    from mitigator.k8s.client import KubeClient  # noqa: PLC0415
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if bool(args.tls_cert) != bool(args.tls_key):
-        print("mitigator bridge: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
     try:
-        config = BridgeConfig.from_environment(
+        settings = load_bridge_settings(
+            host=args.host,
+            port=args.port,
             token_file=args.token_file,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
             target_labels=args.target_label,
             namespaces=args.namespace,
             max_body_bytes=args.max_body_bytes,
             concurrency=args.concurrency,
         )
-        ssl_context = tls_context(args.tls_cert, args.tls_key) if args.tls_cert else None
+        ssl_context = tls_context(settings)
+        bridge = Bridge.from_settings(settings, args.kubeconfig)
     except (ConfigError, OSError) as exc:
         print(f"mitigator bridge: {exc}", file=sys.stderr)
         return 2
-    kube = KubeClient.from_environment_pooled(args.kubeconfig, pool_size=config.concurrency)
-    asyncio.run(serve_until_signalled(Bridge(kube, config), args.host, args.port, ssl_context))
+    port = DEFAULT_PORT if settings.port is None else settings.port
+    asyncio.run(serve_until_signalled(bridge, settings.host, port, ssl_context))
     return 0
 
 
@@ -97,36 +102,30 @@ def build_parser() -> argparse.ArgumentParser:
         "bridge",
         help="receive Alertmanager webhooks and turn alert groups into Incidents",
         description=(
-            "Alertmanager webhook receiver (POST /api/v1/alerts, /healthz, /metrics). The bearer "
-            "token comes from MITIGATOR_BRIDGE_TOKEN or --token-file (a mounted Secret)."
+            "Alertmanager webhook receiver (POST /api/v1/alerts, /healthz, /metrics). Settings "
+            "come from the MITIGATOR_BRIDGE_* environment variables; an option given here wins. "
+            "The bearer token comes from MITIGATOR_BRIDGE_TOKEN or --token-file (a mounted "
+            "Secret)."
         ),
     )
     bridge.add_argument(
-        "--host",
-        default=os.environ.get("MITIGATOR_BRIDGE_HOST", "127.0.0.1"),
-        help="address to listen on (env MITIGATOR_BRIDGE_HOST; default 127.0.0.1)",
+        "--host", help="address to listen on (env MITIGATOR_BRIDGE_HOST; default 127.0.0.1)"
     )
     bridge.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("MITIGATOR_BRIDGE_PORT") or 8080),
-        help="port to listen on (env MITIGATOR_BRIDGE_PORT; default 8080)",
+        "--port", type=int, help="port to listen on (env MITIGATOR_BRIDGE_PORT; default 8080)"
     )
     bridge.add_argument(
         "--token-file",
-        default=None,
         help="file holding the bearer token (else env MITIGATOR_BRIDGE_TOKEN_FILE or "
         "MITIGATOR_BRIDGE_TOKEN)",
     )
     bridge.add_argument(
         "--tls-cert",
-        default=os.environ.get("MITIGATOR_BRIDGE_TLS_CERT"),
-        help="serve HTTPS with this certificate (PEM; with --tls-key)",
+        help="serve HTTPS with this certificate (PEM; with --tls-key; env "
+        "MITIGATOR_BRIDGE_TLS_CERT)",
     )
     bridge.add_argument(
-        "--tls-key",
-        default=os.environ.get("MITIGATOR_BRIDGE_TLS_KEY"),
-        help="the certificate's private key (PEM)",
+        "--tls-key", help="the certificate's private key (PEM; env MITIGATOR_BRIDGE_TLS_KEY)"
     )
     bridge.add_argument(
         "--target-label",
@@ -143,13 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     bridge.add_argument(
         "--max-body-bytes",
         type=int,
-        default=None,
         help="request size limit (env MITIGATOR_BRIDGE_MAX_BODY_BYTES; default 1 MiB)",
     )
     bridge.add_argument(
         "--concurrency",
         type=int,
-        default=None,
         help="Kubernetes API calls in flight (env MITIGATOR_BRIDGE_CONCURRENCY; default 16)",
     )
     bridge.add_argument("--kubeconfig", default=None, help="default: in-cluster, else KUBECONFIG")

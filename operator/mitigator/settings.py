@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mitigator.bridge.config import BridgeSettings, load_bridge_settings
+
 
 class OperatorSettings(BaseSettings):
     """`MITIGATOR_*` environment variables; see the README's table."""
@@ -29,6 +31,11 @@ class OperatorSettings(BaseSettings):
     )
     max_workers: int = Field(
         default=32, ge=1, description="Sync handler threads (bounds parallel incidents)."
+    )
+    bridge: BridgeSettings = Field(
+        default_factory=load_bridge_settings,
+        description="The Alertmanager bridge inside the operator (MITIGATOR_BRIDGE_*); on when "
+        "it has a port.",
     )
 
     @field_validator("prometheus_url", mode="before")

@@ -27,19 +27,21 @@ from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import SecretStr
 
-from mitigator.bridge.config import BridgeConfig
+from mitigator.bridge.config import BridgeSettings
 from mitigator.bridge.payload import PayloadError, parse_payload
 from mitigator.bridge.service import Answer, BridgeService
 from mitigator.bridge.telemetry import BridgeMetrics
-from mitigator.k8s.client import KubeClient
+from mitigator.k8s import KubeClient
 
 log = logging.getLogger("mitigator.bridge")
 
 ALERTS_PATH = "/api/v1/alerts"
 _SERVICE: web.AppKey[BridgeService] = web.AppKey("service", BridgeService)
 _METRICS: web.AppKey[BridgeMetrics] = web.AppKey("metrics", BridgeMetrics)
-_CONFIG: web.AppKey[BridgeConfig] = web.AppKey("config", BridgeConfig)
+_TOKEN: web.AppKey[bytes] = web.AppKey("token", bytes)
+_MAX_BODY_BYTES: web.AppKey[int] = web.AppKey("max_body_bytes", int)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -56,7 +58,7 @@ class Refused(Exception):
         self.code = code
 
 
-def _check_token(request: web.Request, token: str) -> None:
+def _check_token(request: web.Request, token: bytes) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="mitigator-bridge"'}
@@ -65,7 +67,7 @@ def _check_token(request: web.Request, token: str) -> None:
     if scheme.lower() != "bearer":
         raise Refused(401, "unauthorized", "the Authorization scheme must be Bearer", **challenge)
     given = credentials.strip().encode("utf-8", "surrogateescape")
-    if not hmac.compare_digest(given, token.encode("utf-8")):
+    if not hmac.compare_digest(given, token):
         raise Refused(401, "unauthorized", "the bearer token is not valid", **challenge)
 
 
@@ -86,12 +88,11 @@ async def _read_payload(request: web.Request, limit: int) -> bytes:
 
 
 async def post_alerts(request: web.Request) -> web.Response:
-    config = request.app[_CONFIG]
     service = request.app[_SERVICE]
     metrics = request.app[_METRICS]
     try:
-        _check_token(request, config.token)
-        body = await _read_payload(request, config.max_body_bytes)
+        _check_token(request, request.app[_TOKEN])
+        body = await _read_payload(request, request.app[_MAX_BODY_BYTES])
         try:
             payload = parse_payload(body)
         except PayloadError as exc:
@@ -132,23 +133,28 @@ async def _observe(request: web.Request, handler: Handler) -> web.StreamResponse
     return response
 
 
-def create_app(service: BridgeService, config: BridgeConfig) -> web.Application:
+def create_app(service: BridgeService, token: SecretStr, max_body_bytes: int) -> web.Application:
     # The body limit is enforced by _read_payload; aiohttp's own limit backs it up for bodies
     # without a declared length.
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_observe])
+    app = web.Application(client_max_size=max_body_bytes, middlewares=[_observe])
     app[_SERVICE] = service
     app[_METRICS] = service.metrics
-    app[_CONFIG] = config
+    app[_TOKEN] = token.get_secret_value().encode("utf-8")
+    app[_MAX_BODY_BYTES] = max_body_bytes
     app.router.add_post(ALERTS_PATH, post_alerts)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
-def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+def tls_context(settings: BridgeSettings) -> ssl.SSLContext | None:
+    """HTTPS with the settings' certificate and key (OSError if they cannot be read); None
+    for plain HTTP."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
     return context
 
 
@@ -156,19 +162,25 @@ class Bridge:
     """The bridge as one object: service, metrics and HTTP server; start and stop it on any
     running event loop (its own, or kopf's)."""
 
-    def __init__(self, kube: KubeClient, config: BridgeConfig) -> None:
-        self.config = config
+    def __init__(self, kube: KubeClient, settings: BridgeSettings) -> None:
+        token = settings.bearer_token()  # ConfigError without one
         self.metrics = BridgeMetrics()
         self.service = BridgeService(
-            kube, config.rules, concurrency=config.concurrency, metrics=self.metrics
+            kube, settings.rules, concurrency=settings.concurrency, metrics=self.metrics
         )
-        self.app = create_app(self.service, config)
+        self.app = create_app(self.service, token, settings.max_body_bytes)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
-    async def start(
-        self, host: str = "127.0.0.1", port: int = 0, ssl_context: ssl.SSLContext | None = None
-    ) -> int:
+    @classmethod
+    def from_settings(cls, settings: BridgeSettings, kubeconfig: str | None = None) -> Bridge:
+        """The bridge the settings describe, on a client pooled for its concurrency. Without
+        a token, ConfigError before any cluster configuration is read."""
+        settings.bearer_token()
+        kube = KubeClient.from_environment_pooled(kubeconfig, pool_size=settings.concurrency)
+        return cls(kube, settings)
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
         """Listen; returns the port (useful with port 0)."""
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()

@@ -23,33 +23,19 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-from mitigator.bridge.mapping import (
-    LABEL_GROUP,
-    AlertNote,
-    Create,
-    Decision,
-    MappingRules,
-    Patch,
-    Reason,
-    Skip,
-    TargetAlerts,
-    decide,
-    map_payload,
-)
+from mitigator import k8s
+from mitigator.bridge.episodes import Create, Decision, Patch, Skip, decide
+from mitigator.bridge.grouping import TargetAlerts, map_payload
+from mitigator.bridge.identity import LABEL_GROUP
+from mitigator.bridge.notes import AlertNote, Reason
 from mitigator.bridge.payload import WebhookPayload
+from mitigator.bridge.targets import MappingRules
 from mitigator.bridge.telemetry import BridgeMetrics
-from mitigator.k8s import (
-    AlreadyExists,
-    Conflict,
-    Invalid,
-    KubeClient,
-    NamespaceNotFound,
-    NotFound,
-)
+from mitigator.models.base import JsonObject
 
 log = logging.getLogger("mitigator.bridge")
 
@@ -83,15 +69,8 @@ class IncidentOutcome:
     alerts: int  # alerts of this request that went to this Incident
     recorded: int  # alerts the Incident records now
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "namespace": self.namespace,
-            "name": self.name,
-            "target": self.target,
-            "result": self.result,
-            "alerts": self.alerts,
-            "recorded": self.recorded,
-        }
+    def to_json(self) -> JsonObject:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -104,13 +83,13 @@ class TargetResult:
 @dataclass(frozen=True)
 class Answer:
     status: int
-    body: dict[str, Any] = field(default_factory=dict)
+    body: JsonObject = field(default_factory=dict)
 
 
 class BridgeService:
     def __init__(
         self,
-        kube: KubeClient,
+        kube: k8s.KubeClient,
         rules: MappingRules,
         *,
         concurrency: int,
@@ -161,7 +140,7 @@ class BridgeService:
             log.warning(
                 "bridge: alert %s (%s) rejected: %s", note.fingerprint, note.alertname, note.message
             )
-        body: dict[str, Any] = {
+        body: JsonObject = {
             "status": "accepted",
             "received": mapping.received,
             "incidents": [outcome.to_json() for outcome in incidents],
@@ -199,13 +178,13 @@ class BridgeService:
                 decision = decide(target, found, self.clock())
             try:
                 return self._carry_out(target, decision)
-            except NamespaceNotFound:
+            except k8s.NamespaceNotFound:
                 message = f"namespace {target.namespace} does not exist"
                 return TargetResult(rejected=target.notes(Reason.UNKNOWN_NAMESPACE, message))
-            except Invalid as exc:
+            except k8s.Invalid as exc:
                 message = f"the API server refused the Incident: {exc}"
                 return TargetResult(rejected=target.notes(Reason.REFUSED, message))
-            except AlreadyExists:
+            except k8s.AlreadyExists:
                 assert isinstance(decision, Create)
                 # Usually a race or a resend: the list will find it. Taken twice while the
                 # group's own Incidents do not show it: someone else's Incident has the name.
@@ -214,7 +193,7 @@ class BridgeService:
                     if taken is not None:
                         return TargetResult(rejected=target.notes(Reason.REFUSED, taken))
                 clashes.add(decision.name)
-            except (Conflict, NotFound):
+            except (k8s.Conflict, k8s.NotFound):
                 pass  # changed or deleted under us: read again
         raise ApiFailure(
             f"the Incidents of alert group {target.group_key!r} in {target.namespace} kept "
@@ -241,22 +220,14 @@ class BridgeService:
         self._remember(target.group_hash)
         if result != "unchanged":
             log.info("bridge: %s Incident %s/%s", result, namespace, name)
-        return TargetResult(
-            outcome=IncidentOutcome(
-                namespace=namespace,
-                name=name,
-                target=target.deployment,
-                result=result,
-                alerts=alerts,
-                recorded=recorded,
-            )
-        )
+        outcome = IncidentOutcome(namespace, name, target.deployment, result, alerts, recorded)
+        return TargetResult(outcome=outcome)
 
     def _foreign_name(self, target: TargetAlerts, name: str) -> str | None:
         """Why the name is unusable, if an Incident of another origin holds it."""
         try:
             existing = self._api(self.kube.read_incident, target.namespace, name)
-        except NotFound:
+        except k8s.NotFound:
             return None  # deleted meanwhile: try again
         labels = existing.get("metadata", {}).get("labels") or {}
         if labels.get(LABEL_GROUP) == target.group_label:
@@ -266,14 +237,14 @@ class BridgeService:
             "this alert group; rename or delete it"
         )
 
-    def _group_incidents(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def _group_incidents(self, namespace: str, selector: str) -> list[JsonObject]:
         return self.kube.list_incidents(namespace, label_selector=selector)
 
     def _api(self, call: Callable[..., _T], *args: Any) -> _T:
         """One Kubernetes call; failures other than the expected answers are `ApiFailure`."""
         try:
             return call(*args)
-        except (AlreadyExists, Conflict, NotFound, Invalid):
+        except (k8s.AlreadyExists, k8s.Conflict, k8s.NotFound, k8s.Invalid):
             raise
         except Exception as exc:
             raise ApiFailure(_describe(exc)) from exc
@@ -291,7 +262,12 @@ class BridgeService:
 
 
 def _describe(exc: Exception) -> str:
-    status = getattr(exc, "status", None)
-    if isinstance(status, int):  # the client's ApiException
-        return f"HTTP {status} {getattr(exc, 'reason', '')}".strip()
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    """One line for the 503 and the log: the API server's answer, or why none came."""
+    if not isinstance(exc, k8s.ApiError):  # no answer at all: refused, timed out, TLS
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    answer = str(exc) if exc.status is None else f"HTTP {exc.status}: {exc}"
+    if exc.transient:
+        return answer
+    # Forbidden, Unauthorized, ...: not the alerts' fault, so still a 503 that Alertmanager
+    # retries, but only a change to the bridge's credentials or RBAC will make it pass.
+    return f"{answer} (not transient: check the bridge's credentials and RBAC)"

@@ -10,62 +10,52 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 class BridgeMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "mitigator_bridge_requests",
-            "Webhook requests answered, by HTTP status code",
-            ["code"],
-            registry=r,
+        self.requests = self._counter(
+            "mitigator_bridge_requests", "Webhook requests answered, by HTTP status code", "code"
         )
-        self.requests_rejected = Counter(
+        self.requests_rejected = self._counter(
             "mitigator_bridge_requests_rejected",
             "Requests refused as a whole (4xx), by reason",
-            ["reason"],
-            registry=r,
+            "reason",
         )
-        self.alerts_received = Counter(
-            "mitigator_bridge_alerts_received", "Alerts in accepted payloads", registry=r
+        self.alerts_received = self._counter(
+            "mitigator_bridge_alerts_received", "Alerts in accepted payloads"
         )
-        self.alerts_unmapped = Counter(
+        self.alerts_unmapped = self._counter(
             "mitigator_bridge_alerts_unmapped",
             "Alerts naming no target (no namespace or Deployment label)",
-            registry=r,
         )
-        self.alerts_rejected = Counter(
+        self.alerts_rejected = self._counter(
             "mitigator_bridge_alerts_rejected",
             "Alerts naming a target the bridge refuses, by reason",
-            ["reason"],
-            registry=r,
+            "reason",
         )
-        self.alerts_skipped = Counter(
-            "mitigator_bridge_alerts_skipped",
-            "Resolved alerts of a group with no open Incident",
-            registry=r,
+        self.alerts_skipped = self._counter(
+            "mitigator_bridge_alerts_skipped", "Resolved alerts of a group with no open Incident"
         )
-        self.incidents_created = Counter(
-            "mitigator_bridge_incidents_created", "Incidents created", registry=r
+        self.incidents_created = self._counter(
+            "mitigator_bridge_incidents_created", "Incidents created"
         )
-        self.incidents_updated = Counter(
+        self.incidents_updated = self._counter(
             "mitigator_bridge_incidents_updated",
             "Incidents whose recorded alerts changed (new alerts, resolutions)",
-            registry=r,
         )
-        self.incidents_unchanged = Counter(
-            "mitigator_bridge_incidents_unchanged",
-            "Resends that changed nothing on their Incident",
-            registry=r,
+        self.incidents_unchanged = self._counter(
+            "mitigator_bridge_incidents_unchanged", "Resends that changed nothing on their Incident"
         )
-        self.api_failures = Counter(
+        self.api_failures = self._counter(
             "mitigator_bridge_api_failures",
             "Kubernetes API failures (answered 503, Alertmanager retries)",
-            registry=r,
         )
         self.latency = Histogram(
             "mitigator_bridge_request_duration_seconds",
             "Time to answer a webhook request",
             buckets=_LATENCY_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float:
         """A sample's current value (0 if absent), e.g. value("mitigator_bridge_requests_total",

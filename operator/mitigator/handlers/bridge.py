@@ -1,52 +1,28 @@
-"""The Alertmanager bridge inside the operator: started on kopf's event loop when
-MITIGATOR_BRIDGE_PORT is set, stopped when the operator stops. Same app as `mitigator bridge`."""
+"""The Alertmanager bridge inside the operator: started on kopf's event loop when the bridge's
+settings give a port (MITIGATOR_BRIDGE_PORT), stopped when the operator stops. Same app and
+same settings as `mitigator bridge`."""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from typing import Any
 
 import kopf
 
-from mitigator.bridge.config import BridgeConfig, ConfigError
+from mitigator.bridge.config import ConfigError
 from mitigator.bridge.server import Bridge, tls_context
-from mitigator.k8s.client import KubeClient
-
-
-@dataclass(frozen=True)
-class BridgeSettings:
-    port: int | None
-    host: str
-    tls_cert: str | None
-    tls_key: str | None
-
-    @classmethod
-    def from_environment(cls) -> BridgeSettings:
-        port = os.environ.get("MITIGATOR_BRIDGE_PORT", "").strip()
-        return cls(
-            port=int(port) if port else None,
-            host=os.environ.get("MITIGATOR_BRIDGE_HOST", "127.0.0.1"),
-            tls_cert=os.environ.get("MITIGATOR_BRIDGE_TLS_CERT") or None,
-            tls_key=os.environ.get("MITIGATOR_BRIDGE_TLS_KEY") or None,
-        )
+from mitigator.settings import OperatorSettings
 
 
 async def start_bridge(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
-    settings = BridgeSettings.from_environment()
-    if settings.port is None:
-        return
+    operator_settings: OperatorSettings = memo.settings
+    settings = operator_settings.bridge
     try:
-        config = BridgeConfig.from_environment()
-        ssl_context = (
-            tls_context(settings.tls_cert, settings.tls_key)
-            if settings.tls_cert and settings.tls_key
-            else None
-        )
+        if settings.port is None:
+            return
+        ssl_context = tls_context(settings)
+        bridge = Bridge.from_settings(settings)
     except (ConfigError, OSError) as exc:
         raise kopf.PermanentError(f"the Alertmanager bridge cannot start: {exc}") from None
-    kube = KubeClient.from_environment_pooled(pool_size=config.concurrency)
-    bridge = Bridge(kube, config)
     try:
         port = await bridge.start(settings.host, settings.port, ssl_context)
     except OSError as exc:
