@@ -12,7 +12,7 @@ from mitigator.bridge.grouping import TargetAlerts
 from mitigator.bridge.identity import LABEL_EPISODE
 from mitigator.bridge.records import MAX_RECORDED_ALERTS, cap_records, merge_records, resolution
 from mitigator.models import AlertRecord, AlertStatus
-from tests.unit.test_bridge_grouping import NOW, T0, at, only_target, wire_alert
+from tests.unit.alerts import NOW, T0, at, only_target, wire_alert
 
 
 def record(fingerprint: str, status: str = "firing", starts: float = 0, **kw: Any) -> AlertRecord:

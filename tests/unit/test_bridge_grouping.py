@@ -4,7 +4,7 @@ what a new Incident holds, and that every alert is accounted for exactly once.""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -12,62 +12,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mitigator.bridge.episodes import Create, Skip, decide
-from mitigator.bridge.grouping import TargetAlerts, map_payload
+from mitigator.bridge.grouping import map_payload
 from mitigator.bridge.identity import LABEL_ALERTNAME, LABEL_EPISODE, LABEL_GROUP
 from mitigator.bridge.notes import Reason
 from mitigator.bridge.payload import WebhookPayload
 from mitigator.bridge.targets import MappingRules
 from mitigator.models import AlertStatus, IncidentSpec
 from mitigator.models.common import DNS1123_SUBDOMAIN_PATTERN
-from tests.unit.test_bridge_payload import webhook_payloads
-
-T0 = datetime(2025, 11, 26, 14, 23, tzinfo=UTC)
-NOW = T0 + timedelta(hours=1)
-RULES = MappingRules()
-
-
-def at(minutes: float) -> str:
-    return (T0 + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
-
-
-def wire_alert(
-    fingerprint: str,
-    *,
-    status: str = "firing",
-    namespace: str | None = "prod",
-    deployment: str | None = "web",
-    starts: float = 0,
-    ends: float | None = None,
-    **labels: str,
-) -> dict[str, Any]:
-    all_labels = {"alertname": "HighErrorRate", **labels}
-    if namespace is not None:
-        all_labels["namespace"] = namespace
-    if deployment is not None:
-        all_labels["deployment"] = deployment
-    return {
-        "status": status,
-        "labels": all_labels,
-        "annotations": {},
-        "startsAt": at(starts),
-        "endsAt": at(ends if ends is not None else starts + 5)
-        if status == "resolved"
-        else "0001-01-01T00:00:00Z",
-        "fingerprint": fingerprint,
-    }
-
-
-def payload(*alerts: dict[str, Any], key: str = "{}:{alertname=X}", **extra: Any) -> WebhookPayload:
-    return WebhookPayload.model_validate(
-        {"version": "4", "groupKey": key, "status": "firing", "alerts": list(alerts), **extra}
-    )
-
-
-def only_target(*alerts: dict[str, Any], **extra: Any) -> TargetAlerts:
-    mapping = map_payload(payload(*alerts, **extra), RULES)
-    [target] = mapping.targets
-    return target
-
+from tests.unit.alerts import NOW, RULES, T0, only_target, payload, webhook_payloads, wire_alert
 
 NAME = re.compile(DNS1123_SUBDOMAIN_PATTERN)
 

@@ -4,7 +4,7 @@ bytes, is a `PayloadError` (a 400), never another exception (a 500)."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from mitigator.bridge.payload import (
     parse_payload,
     parse_timestamp,
 )
+from tests.unit.alerts import json_values, webhook_payloads
 
 # What Alertmanager 0.25 (Debian) sent in tests/integration/test_monitoring.py, field for field.
 ALERTMANAGER_SAMPLE: dict[str, Any] = {
@@ -133,73 +134,6 @@ def test_not_timestamps(text: str) -> None:
 
 
 # ----------------------------------------------------------------- properties
-
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(),
-    lambda children: (
-        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=30,
-)
-label_names = st.sampled_from(
-    ["alertname", "namespace", "deployment", "app", "severity", "team"]
-) | st.text(min_size=1, max_size=20)
-label_maps = st.dictionaries(label_names, st.text(max_size=40), max_size=6)
-zones = st.sampled_from(
-    [UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))]
-)
-moments = st.datetimes(
-    min_value=datetime(1970, 1, 2), max_value=datetime(2200, 1, 1), timezones=zones
-)
-
-
-@st.composite
-def rfc3339(draw: st.DrawFn) -> str:
-    """A timestamp as Go writes it: fraction of 0 to 9 digits, Z or an offset."""
-    moment = draw(moments)
-    digits = draw(st.integers(min_value=0, max_value=9))
-    fraction = f".{moment.microsecond:06d}{draw(st.integers(0, 999)):03d}"[: digits + 1]
-    offset = moment.strftime("%z")
-    zone = "Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}"
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + (fraction if digits else "") + zone
-
-
-@st.composite
-def webhook_alerts(draw: st.DrawFn) -> dict[str, Any]:
-    status = draw(st.sampled_from(["firing", "resolved"]))
-    item: dict[str, Any] = {
-        "status": status,
-        "labels": draw(label_maps),
-        "annotations": draw(label_maps),
-        "startsAt": draw(rfc3339()),
-        "endsAt": draw(rfc3339()) if status == "resolved" else "0001-01-01T00:00:00Z",
-        "generatorURL": draw(st.text(max_size=30)),
-        "fingerprint": draw(st.text(min_size=1, max_size=128)),
-    }
-    if draw(st.booleans()):
-        item["somethingNew"] = draw(json_values)
-    return item
-
-
-@st.composite
-def webhook_payloads(draw: st.DrawFn) -> dict[str, Any]:
-    alerts = draw(st.lists(webhook_alerts(), min_size=1, max_size=6))
-    return {
-        "version": "4",
-        "groupKey": draw(st.text(min_size=1, max_size=1024)),
-        "truncatedAlerts": draw(st.integers(min_value=0, max_value=10**6)),
-        "status": draw(st.sampled_from(["firing", "resolved"])),
-        "receiver": draw(st.text(max_size=20)),
-        "groupLabels": draw(label_maps),
-        "commonLabels": draw(label_maps),
-        "commonAnnotations": draw(label_maps),
-        "externalURL": draw(st.text(max_size=40)),
-        "alerts": alerts,
-    }
 
 
 def parses_or_refuses(body: bytes) -> WebhookPayload | None:

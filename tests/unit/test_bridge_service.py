@@ -13,7 +13,7 @@ from mitigator.bridge.targets import MappingRules
 from mitigator.bridge.telemetry import BridgeMetrics
 from mitigator.k8s import AlreadyExists, ApiError, Invalid, KubeClient, NamespaceNotFound
 from mitigator.models.base import JsonObject
-from tests.unit.test_bridge_grouping import NOW, payload, wire_alert
+from tests.unit.alerts import NOW, payload, wire_alert
 
 
 class FakeKube:
