@@ -20,9 +20,6 @@ from typing import Any, cast
 
 import pytest
 from kubernetes import client
-
-from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
-from mitigator.bridge.config import BridgeConfig
 from mitigator.bridge.mapping import (
     LABEL_EPISODE,
     LABEL_GROUP,
@@ -31,6 +28,9 @@ from mitigator.bridge.mapping import (
     group_hash,
     incident_name,
 )
+
+from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
+from mitigator.bridge.config import BridgeConfig
 from mitigator.bridge.server import ALERTS_PATH, Bridge
 from mitigator.k8s.client import KubeClient
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from mitigator.bridge.mapping import MappingRules
 
 from localkube.testing import ClusterAccess
-from mitigator.bridge.mapping import MappingRules
 from mitigator.bridge.server import ALERTS_PATH
 from tests.integration.test_bridge import (
     TOKEN,

@@ -19,11 +19,11 @@ from typing import Any, cast
 import pytest
 import yaml
 from kubernetes import client, config
+from mitigator.bridge.mapping import group_hash, incident_name
 
 from localkube.certs import generate_pki
 from localkube.processes import ManagedProcess, free_port, wait_until
 from localkube.testing import ClusterAccess
-from mitigator.bridge.mapping import group_hash, incident_name
 from mitigator.cli import build_parser
 from mitigator.k8s.client import KubeClient
 from tests.integration.test_bridge import (

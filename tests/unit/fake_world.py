@@ -9,11 +9,18 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.lifecycle import Advance, IncidentView, advance
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.models import ActionState, IncidentSpec, IncidentStatus, PolicySpec
-from mitigator.models.evidence import AppliedRecord, MetricSample, PodHealth, TargetSnapshot
-from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
+from mitigator.models.evidence import Contender, MetricSample, PodHealth, TargetSnapshot
+from mitigator.models.execution import (
+    ActionOutcome,
+    ActionRequest,
+    AppliedRecord,
+    ReleaseRequest,
+    RevertRequest,
+)
 from tests.unit.factories import NOW
 
 
@@ -42,19 +49,23 @@ class FakeWorld:
     labels: dict[str, str] = field(default_factory=lambda: {"app": "luminamind"})
     applied: list[AppliedRecord] = field(default_factory=list)
     last_rollout_at: datetime | None = None
-    busy: int = 0
+    contenders: list[Contender] = field(default_factory=list)
+    exists: bool = True
+    claimed_by: str | None = None
     outcomes: list[ActionOutcome] = field(default_factory=list)
     calls: list[tuple[str, str]] = field(default_factory=list)
     reverted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    released: list[str] = field(default_factory=list)
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
+        if not self.exists:
+            return TargetSnapshot(exists=False)
         return TargetSnapshot(
             exists=True,
             uid="target-uid",
             labels=self.labels,
             pods=self.pods,
             last_rollout_at=self.last_rollout_at,
-            applied=tuple(self.applied),
         )
 
     def metrics(self, prometheus_url: str | None) -> FakeProvider:
@@ -63,10 +74,20 @@ class FakeWorld:
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]:
         return self.policies_
 
-    def active_mitigations(self, namespace: str, *, excluding: str) -> int:
-        return self.busy
+    def request_slot(self, namespace: str, me: Contender, *, limit: int) -> str | None:
+        others = [c for c in self.contenders if c.uid != me.uid]
+        return slot_refusal(me, others, granted=(), limit=limit)
 
     def apply(self, request: ActionRequest) -> ActionOutcome:
+        """Decides as the executor does: the claim, then the admission, on the records as
+        they are at the write."""
+        if self.claimed_by is not None:
+            return ActionOutcome(
+                ActionState.REFUSED, f"{self.claimed_by} is mitigating", claimed_by=self.claimed_by
+            )
+        refusal = request.admit(tuple(self.applied))
+        if refusal is not None:
+            return ActionOutcome(ActionState.REFUSED, refusal)
         self.calls.append((request.action_id, request.action_type.value))
         outcome = (
             self.outcomes.pop(0)
@@ -82,6 +103,10 @@ class FakeWorld:
     def revert(self, request: RevertRequest) -> ActionOutcome:
         self.reverted.append((request.action_id, request.before))
         return ActionOutcome(ActionState.APPLIED, f"reverted {request.action_id}")
+
+    def release(self, request: ReleaseRequest) -> ActionOutcome:
+        self.released.append(request.incident_uid)
+        return ActionOutcome(ActionState.APPLIED, "released")
 
 
 class Driver:

@@ -5,17 +5,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mitigator.domain.guardrails import (
     ALWAYS_PROTECTED_NAMESPACES,
     check_approval,
-    check_concurrency,
     check_protected_namespace,
     cooldown_refusal,
     hourly_cap_refusal,
+    slot_refusal,
+    target_wait,
 )
+from mitigator.domain.selection import PolicyCandidate
 from mitigator.models import ActionType
-from mitigator.models.evidence import AppliedRecord
+from mitigator.models.evidence import Contender
+from mitigator.models.execution import AppliedRecord
 from tests.unit.factories import NOW
 
 MINUTE = timedelta(minutes=1)
@@ -73,9 +78,72 @@ def test_action_rate() -> None:
     assert hourly_cap_refusal(old, limit=1, now=NOW) is None
 
 
-def test_concurrency_counts_the_others() -> None:
-    assert check_concurrency(2, max_concurrent=3) is None
-    assert check_concurrency(3, max_concurrent=3) is not None
+def _incident(n: int, *, holds: bool = False, waiting: bool = True) -> Contender:
+    return Contender(f"uid-{n}", f"inc-{n:02d}", NOW + n * MINUTE, holds, waiting and not holds)
+
+
+def test_slots_count_holders_not_waiters_and_go_first_come_first_served() -> None:
+    ten = [_incident(n) for n in range(10)]
+    # Nobody holds a slot: the three detected first may act, the others wait their turn.
+    allowed = [
+        me.uid
+        for me in ten
+        if slot_refusal(me, [o for o in ten if o is not me], granted=(), limit=3) is None
+    ]
+    assert allowed == ["uid-0", "uid-1", "uid-2"]
+    # Three hold slots: nobody else, whatever their order.
+    holding = [_incident(n, holds=n < 3) for n in range(10)]
+    refusal = slot_refusal(holding[3], holding[:3] + holding[4:], granted=(), limit=3)
+    assert refusal is not None and "3 incidents are being mitigated" in refusal
+    # They finish (they leave the live incidents): the seven waiting ones are served in turn
+    # instead of counting each other forever.
+    waiting = holding[3:]
+    served = [
+        me.uid
+        for me in waiting
+        if slot_refusal(me, [o for o in waiting if o is not me], granted=(), limit=3) is None
+    ]
+    assert served == ["uid-3", "uid-4", "uid-5"]
+    # A slot granted but not yet visible as held counts as held.
+    refusal = slot_refusal(waiting[0], waiting[1:], granted={"uid-4", "uid-5", "uid-6"}, limit=3)
+    assert refusal is not None
+
+
+def test_an_incident_holding_a_slot_keeps_it() -> None:
+    me = _incident(9, holds=True)
+    others = [_incident(n, holds=True) for n in range(3)]
+    assert slot_refusal(me, others, granted=(), limit=3) is None
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=12), st.integers(min_value=1, max_value=5))
+def test_never_more_than_the_limit_act_at_once(holds: list[bool], limit: int) -> None:
+    contenders = [_incident(n, holds=held) for n, held in enumerate(holds)]
+    granted: set[str] = set()
+    for me in contenders:  # each asks in turn, as ticks do
+        others = [o for o in contenders if o is not me]
+        if slot_refusal(me, others, granted=granted, limit=limit) is None:
+            granted.add(me.uid)
+    acting = {c.uid for c in contenders if c.holds_claim} | granted
+    assert len(acting) <= max(limit, sum(holds))
+
+
+def test_target_wait_from_the_named_policy_or_the_longest() -> None:
+    from mitigator.models import Guardrails, PolicySpec
+
+    def candidate(name: str, wait: str) -> PolicyCandidate:
+        spec = PolicySpec.model_validate(
+            {
+                "selector": {"matchLabels": {"app": name}},
+                "rules": [{"name": "r", "actions": [{"restart": {}}]}],
+                "guardrails": {"targetWait": wait},
+            }
+        )
+        return PolicyCandidate(name, spec)
+
+    policies = [candidate("a", "1m"), candidate("b", "5m"), PolicyCandidate("bad", None, "x")]
+    assert target_wait(policies, policy_ref=None) == timedelta(minutes=5)
+    assert target_wait(policies, policy_ref="a") == timedelta(minutes=1)
+    assert target_wait([], policy_ref=None) == Guardrails().target_wait
 
 
 def test_approval() -> None:

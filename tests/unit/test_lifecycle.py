@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.models import ActionState, Phase, Severity
-from mitigator.models.evidence import AppliedRecord, PodHealth
-from mitigator.models.execution import ActionOutcome
+from mitigator.models.evidence import Contender, PodHealth
+from mitigator.models.execution import ActionOutcome, AppliedRecord
 from tests.unit.factories import NOW, incident, policy
 from tests.unit.fake_world import Driver, FakeWorld, with_policy
 
@@ -104,7 +104,9 @@ def test_cooldown_refuses_when_another_incident_changed_the_target_recently() ->
     world.applied = [AppliedRecord("other-uid/0-rollback", "rollback", NOW - timedelta(minutes=3))]
     status = Driver(world, incident()).tick()
     assert status.phase is Phase.ESCALATED and "cooldown" in (status.message or "")
+    assert "nothing was changed" in (status.message or "")
     assert world.calls == []
+    assert status.actions is not None and status.actions[0].state is ActionState.REFUSED
     world.applied = [AppliedRecord("other-uid/0-rollback", "rollback", NOW - timedelta(minutes=11))]
     assert Driver(world, incident()).tick().phase is Phase.VERIFYING
 
@@ -118,11 +120,11 @@ def test_hourly_cap_and_concurrency() -> None:
     assert status.phase is Phase.ESCALATED and "last hour" in (status.message or "")
     assert capped.calls == []
     busy = _world(guardrails={"maxConcurrentMitigations": 1})
-    busy.busy = 1
+    busy.contenders = [Contender("other", "other", NOW, holds_claim=True, waiting=False)]
     driver = Driver(busy, incident())
     assert driver.tick().phase is Phase.MITIGATING
     assert busy.calls == []
-    busy.busy = 0
+    busy.contenders = []
     assert driver.tick().phase is Phase.VERIFYING
 
 
@@ -241,3 +243,57 @@ def test_only_the_step_that_needs_approval_waits_for_it() -> None:
     assert world.calls == [("0-rollback", "rollback")]
     assert driver.tick(approved=True).phase is Phase.VERIFYING
     assert world.calls[-1] == ("1-scale", "scale")
+
+
+def test_an_incident_that_finds_the_target_claimed_is_suppressed_and_attached() -> None:
+    world = _world()
+    world.claimed_by = "first"
+    status = Driver(world, incident()).tick()
+    assert status.phase is Phase.SUPPRESSED and status.attached_to == "first"
+    assert world.calls == [] and world.released == []
+    assert "first" in (status.message or "")
+
+
+def test_the_claim_is_released_when_the_incident_stops_mitigating() -> None:
+    world = _world()
+    driver = Driver(world, incident())
+    assert driver.tick().phase is Phase.VERIFYING
+    assert world.released == []
+    world.error_rate = 0.0
+    driver.tick(after=timedelta(seconds=1))
+    driver.tick(after=timedelta(seconds=11))
+    assert driver.status.phase is Phase.RESOLVED
+    assert world.released == ["inc-uid"]
+
+
+def test_escalation_names_why_no_step_was_applied() -> None:
+    world = _world()
+    world.outcomes = [
+        ActionOutcome(ActionState.SKIPPED, "no previous revision"),
+        ActionOutcome(ActionState.SKIPPED, "already has 12 replicas"),
+    ]
+    status = Driver(world, incident()).tick()
+    assert status.phase is Phase.ESCALATED
+    assert status.message == (
+        "no step could be applied: 0-rollback skipped: no previous revision; "
+        "1-scale skipped: already has 12 replicas"
+    )
+    assert world.released == []
+
+
+def test_a_missing_target_is_waited_for_then_fails() -> None:
+    world = _world(guardrails={"targetWait": "30s"})
+    world.exists = False
+    driver = Driver(world, incident())
+    status = driver.tick()
+    assert status.phase is Phase.TRIAGING
+    assert "waiting for Deployment prod/luminamind to exist (up to 30s" in (status.message or "")
+    world.exists = True
+    assert driver.tick().phase is Phase.VERIFYING  # it came: planned and acted
+    late = _world(guardrails={"targetWait": "30s"})
+    late.exists = False
+    driver = Driver(late, incident())
+    driver.tick()
+    status = driver.tick(after=timedelta(seconds=31))
+    assert status.phase is Phase.FAILED
+    assert status.message == "Deployment prod/luminamind not found (waited 30s)"

@@ -273,8 +273,9 @@ def test_severity_urgency_puts_unknown_between_p1_and_p2() -> None:
     assert not Severity.UNKNOWN.is_known and Severity.P3.is_known
 
 
-def test_only_resolved_and_failed_are_terminal() -> None:
-    assert {phase for phase in Phase if phase.is_terminal} == {Phase.RESOLVED, Phase.FAILED}
+def test_only_resolved_failed_and_suppressed_are_terminal() -> None:
+    terminal = {phase for phase in Phase if phase.is_terminal}
+    assert terminal == {Phase.RESOLVED, Phase.FAILED, Phase.SUPPRESSED}
 
 
 def test_a_person_cannot_write_severity_unknown() -> None:

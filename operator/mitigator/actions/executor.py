@@ -21,13 +21,19 @@ from mitigator.models import (
     AnyAction,
     JsonObject,
     MaintenanceAction,
+    Phase,
     RestartAction,
     RollbackAction,
     ScaleAction,
     SetEnvAction,
     format_timestamp,
 )
-from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
+from mitigator.models.execution import (
+    ActionOutcome,
+    ActionRequest,
+    ReleaseRequest,
+    RevertRequest,
+)
 
 
 class ActionExecutor:
@@ -40,6 +46,10 @@ class ActionExecutor:
     def revert(self, request: RevertRequest) -> ActionOutcome:
         return _answered(lambda: self._revert(request))
 
+    def release(self, request: ReleaseRequest) -> ActionOutcome:
+        """Give the target's claim up; a claim already gone (or another's) is left alone."""
+        return _answered(lambda: self._release(request))
+
     def _apply(self, request: ActionRequest) -> ActionOutcome:
         deployment = self.kube.read_deployment(request.namespace, request.target)
         applied = marker.find_record(deployment, request.key)
@@ -51,6 +61,17 @@ class ActionExecutor:
                 after=applied.get("after", {}),
                 recovered=True,
             )
+        claim = marker.claim_of(deployment)
+        if claim is not None and claim.uid != request.incident_uid and self._live(request, claim):
+            return ActionOutcome(
+                ActionState.REFUSED,
+                f"Incident {claim.incident} is mitigating Deployment {request.target} "
+                f"(claimed at {claim.at}); this one is attached to it",
+                claimed_by=claim.incident,
+            )
+        refusal = request.admit(marker.applied_records(deployment))
+        if refusal is not None:
+            return ActionOutcome(ActionState.REFUSED, refusal)
         change, service = self._change(request.action, deployment, request)
         self._write(request.namespace, deployment, service, change, request=request)
         return ActionOutcome(
@@ -108,6 +129,25 @@ class ActionExecutor:
         )
         return change, None
 
+    def _live(self, request: ActionRequest, claim: marker.Claim) -> bool:
+        """The claimant still mitigates: it exists, is the same object, and is not done. A
+        claim left by an Incident that is gone or finished does not hold the target."""
+        try:
+            incident = self.kube.read_incident(request.namespace, claim.incident)
+        except NotFound:
+            return False
+        if incident["metadata"].get("uid") != claim.uid:
+            return False
+        return Phase.of((incident.get("status") or {}).get("phase")).advances_by_itself
+
+    def _release(self, request: ReleaseRequest) -> ActionOutcome:
+        deployment = self.kube.read_deployment(request.namespace, request.target)
+        ops = marker.release_ops(deployment, uid=request.incident_uid)
+        if not ops:
+            return ActionOutcome(ActionState.SKIPPED, "no claim of this incident to release")
+        self.kube.patch_deployment(request.namespace, request.target, ops)
+        return ActionOutcome(ActionState.APPLIED, f"released the claim on {request.target}")
+
     def _revert(self, request: RevertRequest) -> ActionOutcome:
         deployment = self.kube.read_deployment(request.namespace, request.target)
         done = marker.find_record(deployment, request.key)
@@ -155,6 +195,16 @@ class ActionExecutor:
                     *marker.record_ops(service, record),
                 ],
             )
+        claim = (
+            marker.claim_ops(
+                deployment,
+                uid=request.incident_uid,
+                incident=request.incident_name,
+                now_stamp=format_timestamp(request.now),
+            )
+            if isinstance(request, ActionRequest)
+            else []
+        )
         self.kube.patch_deployment(
             namespace,
             deployment["metadata"]["name"],
@@ -162,6 +212,7 @@ class ActionExecutor:
                 *marker.precondition_ops(deployment),
                 *change.deployment_ops,
                 *marker.record_ops(deployment, record),
+                *claim,
             ],
         )
 

@@ -1,23 +1,42 @@
-"""The exactly-once record kept on the target itself.
+"""The exactly-once record and the claim, kept on the target itself.
 
-Every applied action adds an entry to the annotation ``mitigator.luminamind.io/actions`` of
-the object it changed, in the same patch as the change: an operator restarted between the
-patch and its status write finds the entry and does not apply the action again. The entry
-carries the state before the change, so a revert works even if the Incident's status is lost.
+Every applied action adds an entry to the annotation `mitigator.luminamind.io/actions` of the
+object it changed, in the same patch as the change: an operator restarted between the patch and
+its status write finds the entry and does not apply the action again. The entry carries the
+state before the change, so a revert works even if the Incident's status is lost.
+
+The claim (`mitigator.luminamind.io/claim`) names the Incident mitigating the target. It is
+taken in the patch of that Incident's first action and given up when the Incident is done.
+Every write tests the records as it read them, so two writers (two Incidents, two replicas of
+the operator, a restart) cannot both decide on the same state: the second one's patch fails
+and it decides again on what the first one wrote.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
-from mitigator import ACTIONS_ANNOTATION
-from mitigator.models import JsonObject
+from mitigator import ACTIONS_ANNOTATION, CLAIM_ANNOTATION
+from mitigator.models import JsonObject, parse_timestamp
+from mitigator.models.execution import AppliedRecord
 
 MAX_RECORDS = 30
 
 
+@dataclass(frozen=True)
+class Claim:
+    uid: str
+    incident: str
+    at: str
+
+
+def _annotations(obj: JsonObject) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("annotations") or {})
+
+
 def records(obj: JsonObject) -> list[JsonObject]:
-    raw = (obj.get("metadata", {}).get("annotations") or {}).get(ACTIONS_ANNOTATION)
+    raw = _annotations(obj).get(ACTIONS_ANNOTATION)
     if not raw:
         return []
     try:
@@ -27,40 +46,99 @@ def records(obj: JsonObject) -> list[JsonObject]:
     return [r for r in parsed if isinstance(r, dict)] if isinstance(parsed, list) else []
 
 
+def applied_records(obj: JsonObject) -> tuple[AppliedRecord, ...]:
+    """The records as the guardrails read them (cooldown, hourly cap)."""
+    return tuple(
+        AppliedRecord(
+            key=str(r.get("key", "")),
+            action_type=str(r.get("type", "")),
+            at=parse_timestamp(str(r["at"])) if r.get("at") else None,
+        )
+        for r in records(obj)
+    )
+
+
 def find_record(obj: JsonObject, key: str) -> JsonObject | None:
     return next((r for r in records(obj) if r.get("key") == key), None)
 
 
-def _escape(pointer_token: str) -> str:
-    return pointer_token.replace("~", "~0").replace("/", "~1")
+def claim_of(obj: JsonObject) -> Claim | None:
+    raw = _annotations(obj).get(CLAIM_ANNOTATION)
+    try:
+        parsed = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(parsed, dict):
+        return None
+    return Claim(str(parsed.get("uid", "")), str(parsed.get("incident", "")), str(parsed.get("at")))
+
+
+def _pointer(annotation: str) -> str:
+    return "/metadata/annotations/" + annotation.replace("~", "~0").replace("/", "~1")
 
 
 def record_ops(obj: JsonObject, record: JsonObject) -> list[JsonObject]:
-    """JSON-patch operations that append ``record`` (bounded) to the object's annotation."""
+    """JSON-patch operations that append `record` (bounded) to the object's annotation."""
     kept = [r for r in records(obj) if r.get("key") != record["key"]][-(MAX_RECORDS - 1) :]
     value = json.dumps([*kept, record], separators=(",", ":"), sort_keys=True)
-    if obj.get("metadata", {}).get("annotations") is None:
-        return [
-            {"op": "add", "path": "/metadata/annotations", "value": {ACTIONS_ANNOTATION: value}}
-        ]
+    return _set_annotation(obj, ACTIONS_ANNOTATION, value)
+
+
+def claim_ops(obj: JsonObject, *, uid: str, incident: str, now_stamp: str) -> list[JsonObject]:
+    """Take the claim for `incident` (kept as is when it already holds it)."""
+    held = claim_of(obj)
+    if held is not None and held.uid == uid:
+        return []
+    value = json.dumps({"uid": uid, "incident": incident, "at": now_stamp}, sort_keys=True)
+    return _set_annotation(obj, CLAIM_ANNOTATION, value)
+
+
+def release_ops(obj: JsonObject, *, uid: str) -> list[JsonObject]:
+    """Give the claim up if `uid` holds it, testing that it still does."""
+    held = claim_of(obj)
+    if held is None or held.uid != uid:
+        return []
+    pointer = _pointer(CLAIM_ANNOTATION)
     return [
-        {
-            "op": "add",
-            "path": f"/metadata/annotations/{_escape(ACTIONS_ANNOTATION)}",
-            "value": value,
-        }
+        {"op": "test", "path": pointer, "value": _annotations(obj)[CLAIM_ANNOTATION]},
+        {"op": "remove", "path": pointer},
     ]
+
+
+def _set_annotation(obj: JsonObject, key: str, value: str) -> list[JsonObject]:
+    if obj.get("metadata", {}).get("annotations") is None:
+        return [{"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
+    return [{"op": "add", "path": _pointer(key), "value": value}]
 
 
 def precondition_ops(obj: JsonObject) -> list[JsonObject]:
     """Refuse the patch if someone changed what we decided on since we read it.
 
-    A Deployment is tested on its generation, which moves with every spec change but not
-    with the controller's status updates (testing resourceVersion would fail on those for no
-    reason). A Service has no generation; its selector, the field we switch, is tested.
+    What we decide on is the spec and our own records: a Deployment is tested on its
+    generation, which moves with every spec change but not with the controller's status
+    updates; a Service has no generation, so its selector, the field we switch, is tested.
+    Then the records and the claim, as read: another Incident's write changes them, so of two
+    writers deciding on the same state only the first one's patch is accepted. Where there
+    are no records yet, nothing names them to test, and the resourceVersion is tested instead.
     """
-    if "generation" in obj.get("metadata", {}):
-        return [
-            {"op": "test", "path": "/metadata/generation", "value": obj["metadata"]["generation"]}
+    metadata = obj.get("metadata", {})
+    if "generation" in metadata:
+        ops = [{"op": "test", "path": "/metadata/generation", "value": metadata["generation"]}]
+    else:
+        ops = [
+            {"op": "test", "path": "/spec/selector", "value": obj.get("spec", {}).get("selector")}
         ]
-    return [{"op": "test", "path": "/spec/selector", "value": obj.get("spec", {}).get("selector")}]
+    annotations = _annotations(obj)
+    if ACTIONS_ANNOTATION not in annotations:
+        return [
+            *ops,
+            {
+                "op": "test",
+                "path": "/metadata/resourceVersion",
+                "value": metadata["resourceVersion"],
+            },
+        ]
+    for key in (ACTIONS_ANNOTATION, CLAIM_ANNOTATION):
+        if key in annotations:
+            ops.append({"op": "test", "path": _pointer(key), "value": annotations[key]})
+    return ops

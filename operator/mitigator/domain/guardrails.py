@@ -3,10 +3,12 @@ None when it may."""
 
 import fnmatch
 from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from mitigator.models import ActionType, format_duration
-from mitigator.models.evidence import AppliedRecord
+from mitigator.domain.selection import PolicyCandidate
+from mitigator.models import ActionType, Guardrails, format_duration
+from mitigator.models.evidence import Contender
+from mitigator.models.execution import AppliedRecord
 
 # The control plane's own namespaces are never acted in, whatever a policy says.
 ALWAYS_PROTECTED_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -67,15 +69,48 @@ def hourly_cap_refusal(
     )
 
 
-def check_concurrency(other_active_mitigations: int, *, max_concurrent: int) -> str | None:
-    """Refuses to start a mitigation when `max_concurrent` other incidents are already being
-    mitigated (count the others, not the incident asking)."""
-    if other_active_mitigations < max_concurrent:
+def admission(
+    applied: Sequence[AppliedRecord],
+    *,
+    incident_uid: str,
+    cooldown: timedelta,
+    hourly_limit: int,
+    now: datetime,
+) -> str | None:
+    """What the write itself asks, on the target's records as it read them: the cooldown,
+    then the hourly cap."""
+    return cooldown_refusal(
+        applied, incident_uid=incident_uid, cooldown=cooldown, now=now
+    ) or hourly_cap_refusal(applied, limit=hourly_limit, now=now)
+
+
+def slot_refusal(
+    me: Contender, others: Sequence[Contender], *, granted: Collection[str], limit: int
+) -> str | None:
+    """The concurrency limit, served in turns: an incident may start acting when fewer than
+    `limit` incidents hold a slot (an action applied and not finished, or a slot just granted)
+    and fewer than the free slots are waiting ahead of it (first detected, first served).
+    Waiting incidents never count as acting, so they cannot lock each other out."""
+    holders = [o for o in others if o.holds_claim or o.uid in granted]
+    if me.holds_claim or me.uid in granted:
         return None
-    return (
-        f"{other_active_mitigations} other incidents are being mitigated and the limit is "
-        f"{max_concurrent} (guardrails.maxConcurrentMitigations)"
-    )
+    if len(holders) >= limit:
+        names = ", ".join(sorted(o.name for o in holders))
+        return (
+            f"{len(holders)} incidents are being mitigated ({names}) and the limit is {limit} "
+            "(guardrails.maxConcurrentMitigations)"
+        )
+    ahead = [o for o in others if o.waiting and o not in holders and _turn(o) < _turn(me)]
+    if len(holders) + len(ahead) >= limit:
+        return (
+            f"{len(ahead)} incidents detected earlier are waiting for the "
+            f"{limit - len(holders)} free slot(s) (guardrails.maxConcurrentMitigations)"
+        )
+    return None
+
+
+def _turn(contender: Contender) -> tuple[datetime, str]:
+    return (contender.detected_at or datetime.max.replace(tzinfo=UTC), contender.name)
 
 
 def check_approval(
@@ -85,3 +120,14 @@ def check_approval(
     if action_type not in require_approval_for or approved:
         return None
     return f"{action_type} needs approval: set spec.approved: true on the Incident"
+
+
+def target_wait(candidates: Sequence[PolicyCandidate], *, policy_ref: str | None) -> timedelta:
+    """How long an Incident waits for a missing target: the named policy's targetWait, else
+    the longest of the namespace's valid policies (a missing target has no labels to choose
+    by), else the default."""
+    specs = [c.spec for c in candidates if c.spec is not None]
+    if policy_ref is not None:
+        specs = [c.spec for c in candidates if c.spec is not None and c.name == policy_ref]
+    waits = [spec.guardrails.target_wait for spec in specs]
+    return max(waits, default=Guardrails().target_wait)

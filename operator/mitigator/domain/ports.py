@@ -9,8 +9,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mitigator.domain.selection import PolicyCandidate
-from mitigator.models.evidence import MetricSample, TargetSnapshot
-from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
+from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
+from mitigator.models.execution import (
+    ActionOutcome,
+    ActionRequest,
+    ReleaseRequest,
+    RevertRequest,
+)
 
 
 class MetricsProvider(Protocol):
@@ -52,8 +57,13 @@ class World(Protocol):
 
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]: ...
 
-    def active_mitigations(self, namespace: str, *, excluding: str) -> int: ...
+    def request_slot(self, namespace: str, me: Contender, *, limit: int) -> str | None:
+        """A turn under the concurrency limit (None), or why not yet; see
+        `guardrails.slot_refusal`, which implementations apply atomically."""
+        ...
 
     def apply(self, request: ActionRequest) -> ActionOutcome: ...
 
     def revert(self, request: RevertRequest) -> ActionOutcome: ...
+
+    def release(self, request: ReleaseRequest) -> ActionOutcome: ...

@@ -8,8 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mitigator.models import describe_validation_error
-from mitigator.models.policy import LabelSelector, PolicySpec, SelectorOperator
+from mitigator.models import LabelSelector, PolicySpec, SelectorOperator, describe_validation_error
 
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:

@@ -1,5 +1,5 @@
 """In-memory indexes kopf keeps current from its watches, so that a tick answers "which
-policies are in this namespace" and "which incidents are mitigating" without listing."""
+policies are in this namespace" and "which incidents are live" without listing."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import kopf
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
 from mitigator.domain.selection import PolicyCandidate, policy_candidate
-from mitigator.models import JsonObject, Phase
+from mitigator.models import ActionState, JsonObject, Phase, parse_timestamp
+from mitigator.models.evidence import Contender
 
 POLICIES = "policies_by_namespace"
-MITIGATING = "mitigating_incidents_by_namespace"
+CONTENDERS = "live_incidents_by_namespace"
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,25 @@ def index_policy(
     return {str(namespace): IndexedPolicy(policy_candidate(name, raw["spec"]), raw)}
 
 
-def index_mitigating(
-    *, namespace: str | None, uid: str, status: kopf.Status, **_: Any
-) -> dict[str, str] | None:
-    """Incidents with an action applied and the outcome not settled (Mitigating, Verifying)."""
-    return {str(namespace): uid} if Phase.of(status.get("phase")).is_mitigating else None
+def index_contender(
+    *, namespace: str | None, name: str, uid: str, status: kopf.Status, **_: Any
+) -> dict[str, Contender] | None:
+    """Incidents the operator still moves on, as the concurrency limit sees them."""
+    phase = Phase.of(status.get("phase"))
+    if not phase.advances_by_itself:
+        return None
+    detected = status.get("detectedAt")
+    holds_claim = phase is not Phase.TRIAGING and any(
+        action.get("state") == ActionState.APPLIED for action in status.get("actions") or ()
+    )
+    contender = Contender(
+        uid=uid,
+        name=name,
+        detected_at=parse_timestamp(detected) if detected else None,
+        holds_claim=holds_claim,
+        waiting=phase is Phase.MITIGATING and not holds_claim,
+    )
+    return {str(namespace): contender}
 
 
 def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedPolicy]:
@@ -49,14 +64,14 @@ def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[Index
     return list(index.get(namespace, ()))
 
 
-def mitigating_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[str]:
-    """The uids of the incidents of `namespace` being mitigated, from kopf's index."""
-    index: kopf.Index[str, str] = handler_kwargs[MITIGATING]
+def contenders_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[Contender]:
+    """The live incidents of `namespace`, from kopf's index."""
+    index: kopf.Index[str, Contender] = handler_kwargs[CONTENDERS]
     return list(index.get(namespace, ()))
 
 
 def register(registry: kopf.OperatorRegistry) -> None:
     kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id=POLICIES, registry=registry)(index_policy)
-    kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=MITIGATING, registry=registry)(
-        index_mitigating
+    kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=CONTENDERS, registry=registry)(
+        index_contender
     )

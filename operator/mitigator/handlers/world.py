@@ -3,19 +3,26 @@ indexes for what would otherwise be listed on every tick."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mitigator.actions.executor import ActionExecutor
+from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
-from mitigator.handlers.indexes import mitigating_in, policies_in
+from mitigator.handlers.indexes import contenders_in, policies_in
 from mitigator.k8s import KubeClient
 from mitigator.metrics.cluster import ClusterObserver
 from mitigator.metrics.prometheus import PrometheusProvider
-from mitigator.models.evidence import MetricSample, TargetSnapshot
-from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
+from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
+from mitigator.models.execution import (
+    ActionOutcome,
+    ActionRequest,
+    ReleaseRequest,
+    RevertRequest,
+)
 
 
 class Cluster:
@@ -27,6 +34,27 @@ class Cluster:
         self.observer = ClusterObserver(kube)
         self.default_prometheus_url = default_prometheus_url
         self._providers: dict[str, PrometheusProvider] = {}
+        # Slots granted by this process whose incidents the index does not show holding yet:
+        # ticks run in parallel threads, and a grant must count before its status is written.
+        self._granted: dict[str, set[str]] = {}
+        self._slots = threading.Lock()
+
+    def request_slot(
+        self, namespace: str, me: Contender, others: Sequence[Contender], *, limit: int
+    ) -> str | None:
+        """`slot_refusal` decided and the grant recorded atomically."""
+        with self._slots:
+            live = {o.uid: o for o in others}
+            granted = {
+                uid
+                for uid in self._granted.get(namespace, set())
+                if uid == me.uid or (uid in live and not live[uid].holds_claim)
+            }
+            refusal = slot_refusal(me, others, granted=granted, limit=limit)
+            if refusal is None:
+                granted.add(me.uid)
+            self._granted[namespace] = granted
+            return refusal
 
     def metrics(self, prometheus_url: str | None) -> MetricsProvider:
         url = prometheus_url or self.default_prometheus_url
@@ -58,14 +86,18 @@ class ClusterWorld:
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]:
         return [policy.candidate for policy in policies_in(self.handler_kwargs, namespace)]
 
-    def active_mitigations(self, namespace: str, *, excluding: str) -> int:
-        return sum(1 for uid in mitigating_in(self.handler_kwargs, namespace) if uid != excluding)
+    def request_slot(self, namespace: str, me: Contender, *, limit: int) -> str | None:
+        others = [c for c in contenders_in(self.handler_kwargs, namespace) if c.uid != me.uid]
+        return self.cluster.request_slot(namespace, me, others, limit=limit)
 
     def apply(self, request: ActionRequest) -> ActionOutcome:
         return self.cluster.executor.apply(request)
 
     def revert(self, request: RevertRequest) -> ActionOutcome:
         return self.cluster.executor.revert(request)
+
+    def release(self, request: ReleaseRequest) -> ActionOutcome:
+        return self.cluster.executor.release(request)
 
 
 class _NoPrometheus:

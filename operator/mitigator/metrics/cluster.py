@@ -1,14 +1,13 @@
 """What the API says about a target: pod health, when it last rolled out, its revision and
-images, and the actions mitigator already recorded on it (for cooldowns and hourly caps)."""
+images."""
 
 from __future__ import annotations
 
-from mitigator.actions import marker
 from mitigator.actions.change import images_of, revision_of
 from mitigator.k8s import KubeClient, NotFound
 from mitigator.metrics.pods import pod_health
 from mitigator.models import parse_timestamp
-from mitigator.models.evidence import AppliedRecord, TargetSnapshot
+from mitigator.models.evidence import TargetSnapshot
 
 
 class ClusterObserver:
@@ -23,21 +22,12 @@ class ClusterObserver:
         replica_sets = self.kube.replica_sets_of(deployment)
         # The newest ReplicaSet of the Deployment was created by its latest rollout.
         created = [parse_timestamp(rs["metadata"]["creationTimestamp"]) for rs in replica_sets]
-        applied = tuple(
-            AppliedRecord(
-                key=str(r.get("key", "")),
-                action_type=str(r.get("type", "")),
-                at=parse_timestamp(str(r["at"])) if r.get("at") else None,
-            )
-            for r in marker.records(deployment)
-        )
         return TargetSnapshot(
             exists=True,
             uid=str(deployment["metadata"]["uid"]),
             labels=dict(deployment["metadata"].get("labels") or {}),
             pods=pod_health(deployment, self.kube.pods_of(deployment)),
             last_rollout_at=max(created) if created else None,
-            applied=applied,
             revision=revision_of(deployment),
             images=images_of(deployment["spec"]["template"]),
         )

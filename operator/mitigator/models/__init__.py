@@ -46,17 +46,15 @@ from mitigator.models.incident import (
 from mitigator.models.policy import (
     EscalationLevel,
     Guardrails,
-    LabelSelector,
-    LabelSelectorRequirement,
     MetricKind,
     MetricQueries,
     PolicySpec,
     Rule,
     RuleCondition,
-    SelectorOperator,
     SeverityThresholds,
     VerificationCriteria,
 )
+from mitigator.models.selector import LabelSelector, LabelSelectorRequirement, SelectorOperator
 from mitigator.models.status import (
     MAX_TIMELINE_ENTRIES,
     ActionRecord,

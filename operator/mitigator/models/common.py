@@ -55,11 +55,13 @@ class Phase(StrEnum):
     RESOLVED = "Resolved"
     ESCALATED = "Escalated"
     FAILED = "Failed"
+    SUPPRESSED = "Suppressed"
 
     @property
     def is_terminal(self) -> bool:
-        """Resolved and Failed are final; Escalated is not, since people can still resolve it."""
-        return self in (Phase.RESOLVED, Phase.FAILED)
+        """Resolved, Failed and Suppressed (another Incident mitigates the target) are final;
+        Escalated is not, since people can still resolve it."""
+        return self in (Phase.RESOLVED, Phase.FAILED, Phase.SUPPRESSED)
 
     @property
     def advances_by_itself(self) -> bool:
@@ -100,6 +102,8 @@ class ActionState(StrEnum):
     FAILED = "Failed"
     DRY_RUN = "DryRun"
     REVERTED = "Reverted"
+    # A guardrail decided on the target as read in the write (cooldown, hourly cap, claim).
+    REFUSED = "Refused"
 
 
 # Name formats, written so that Python (pydantic's Rust regex) and the API server (Go RE2)

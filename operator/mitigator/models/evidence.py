@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from mitigator.models.execution import REVERT_KEY_SUFFIX, action_key
-
 SampleStatus = Literal["ok", "no_data", "unreachable", "error"]
 
 
@@ -55,23 +53,6 @@ class PodHealth:
 
 
 @dataclass(frozen=True)
-class AppliedRecord:
-    """An action mitigator recorded on the target (see mitigator.actions.marker)."""
-
-    key: str
-    action_type: str
-    at: datetime | None
-
-    @property
-    def is_revert(self) -> bool:
-        """A revert undoes a mitigation rather than makes one."""
-        return self.key.endswith(REVERT_KEY_SUFFIX)
-
-    def made_by(self, incident_uid: str) -> bool:
-        return self.key.startswith(action_key(incident_uid, ""))
-
-
-@dataclass(frozen=True)
 class TargetSnapshot:
     """One read of the target, so a tick does not read the same objects several times."""
 
@@ -80,6 +61,18 @@ class TargetSnapshot:
     labels: dict[str, str] = field(default_factory=dict)
     pods: PodHealth | None = None
     last_rollout_at: datetime | None = None
-    applied: tuple[AppliedRecord, ...] = ()
     revision: int | None = None
     images: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A live Incident of a namespace as the concurrency limit sees it."""
+
+    uid: str
+    name: str
+    detected_at: datetime | None
+    # An action applied and the incident not finished: it holds a slot.
+    holds_claim: bool
+    # Mitigating without an action applied yet: it wants a slot.
+    waiting: bool

@@ -3,6 +3,7 @@ the outcome the executor answers with."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,16 +20,42 @@ def action_key(incident_uid: str, action_id: str) -> str:
     return f"{incident_uid}/{action_id}"
 
 
+@dataclass(frozen=True)
+class AppliedRecord:
+    """An action mitigator recorded on the target (see mitigator.actions.marker)."""
+
+    key: str
+    action_type: str
+    at: datetime | None
+
+    @property
+    def is_revert(self) -> bool:
+        """A revert undoes a mitigation rather than makes one."""
+        return self.key.endswith(REVERT_KEY_SUFFIX)
+
+    def made_by(self, incident_uid: str) -> bool:
+        return self.key.startswith(action_key(incident_uid, ""))
+
+
+# Given the action records on the target as the write read them: why not to act, or None.
+# The domain's guardrails (cooldown, hourly cap) decide; the executor asks in the same
+# read-test-write cycle that applies the action, so no decision rests on an earlier read.
+Admission = Callable[[Sequence[AppliedRecord]], str | None]
+
+
 @dataclass(frozen=True, kw_only=True)
 class ActionRequest:
-    """Apply `action` to Deployment `namespace/target` as step `action_id` of an incident."""
+    """Apply `action` to Deployment `namespace/target` as step `action_id` of an incident,
+    if `admit` allows it and no other live Incident holds the target's claim."""
 
     namespace: str
     target: str
     incident_uid: str
+    incident_name: str
     action_id: str
     action: AnyAction
     max_replicas: int
+    admit: Admission
     now: datetime
 
     @property
@@ -57,10 +84,19 @@ class RevertRequest:
         return action_key(self.incident_uid, self.action_id) + REVERT_KEY_SUFFIX
 
 
+@dataclass(frozen=True, kw_only=True)
+class ReleaseRequest:
+    """The incident is done with the target: give its claim up (if it still holds it)."""
+
+    namespace: str
+    target: str
+    incident_uid: str
+
+
 @dataclass(frozen=True)
 class ActionOutcome:
-    """What an action (or its revert) did: Applied, Skipped (refused as the target is) or
-    Failed."""
+    """What an action (or its revert) did: Applied, Skipped (the target as it is makes it
+    pointless or impossible), Refused (a guardrail, or another Incident's claim) or Failed."""
 
     state: ActionState
     message: str
@@ -71,3 +107,5 @@ class ActionOutcome:
     recovered: bool = False
     # A transient failure (conflict, API unavailable): the same step is tried again later.
     retryable: bool = False
+    # Refused because this Incident holds the target's claim: its name.
+    claimed_by: str | None = None

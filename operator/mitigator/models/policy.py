@@ -31,11 +31,8 @@ from mitigator.models.common import (
     Severity,
     reject_duplicates,
 )
+from mitigator.models.selector import LabelSelector
 
-SELECTOR_EMPTY = "selector must not be empty: a policy must never cover every Deployment"
-SELECTOR_VALUES_MISMATCH = (
-    "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
-)
 PROMETHEUS_URL_INVALID = "prometheusURL must be an http:// or https:// URL"
 WEBHOOK_URL_INVALID = "webhook must be an http:// or https:// URL"
 TEMPLATE_PLACEHOLDERS_INVALID = (
@@ -75,45 +72,6 @@ DEFAULT_P95_LATENCY_QUERY = (
 
 # The longest duration Go's time.ParseDuration (CEL's duration()) can represent.
 _GO_MAX_DURATION = timedelta(hours=2562047)
-
-
-class SelectorOperator(StrEnum):
-    IN = "In"
-    NOT_IN = "NotIn"
-    EXISTS = "Exists"
-    DOES_NOT_EXIST = "DoesNotExist"
-
-
-class LabelSelectorRequirement(ApiModel):
-    key: str = Field(min_length=1, max_length=317)
-    operator: SelectorOperator
-    values: Annotated[tuple[str, ...], AfterValidator(reject_duplicates)] = Field(
-        default=(), max_length=64
-    )
-
-    @model_validator(mode="after")
-    def _values_fit_operator(self) -> "LabelSelectorRequirement":
-        needs_values = self.operator in (SelectorOperator.IN, SelectorOperator.NOT_IN)
-        if needs_values != bool(self.values):
-            raise ValueError(SELECTOR_VALUES_MISMATCH)
-        return self
-
-
-class LabelSelector(ApiModel):
-    """Labels of the Deployments a policy covers (metav1.LabelSelector semantics)."""
-
-    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
-        default_factory=dict, max_length=64
-    )
-    match_expressions: tuple[LabelSelectorRequirement, ...] = Field(default=(), max_length=32)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> "LabelSelector":
-        # An empty metav1 selector matches everything; for a policy that can scale things to
-        # zero, that is never what anyone meant.
-        if not self.match_labels and not self.match_expressions:
-            raise ValueError(SELECTOR_EMPTY)
-        return self
 
 
 class MetricKind(StrEnum):
@@ -239,6 +197,10 @@ class Guardrails(ApiModel):
     act_on_unknown: StrictBool = Field(
         default=False,
         description="When evidence is missing, act on the alert's or the spec's severity.",
+    )
+    target_wait: Duration = Field(
+        default=timedelta(minutes=3),
+        description="How long an Incident waits for its Deployment to exist before it fails.",
     )
 
 

@@ -131,6 +131,7 @@ class TimelineEvent(StrEnum):
     REVERTED = "Reverted"
     RESOLVED = "Resolved"
     FAILED = "Failed"
+    SUPPRESSED = "Suppressed"
 
 
 class TimelineEntry(StatusModel):
@@ -169,6 +170,11 @@ class IncidentStatus(StatusModel):
     mitigated_at: AwareDatetime | None = None
     resolved_at: AwareDatetime | None = None
     reverts: tuple[RevertRecord, ...] | None = None
+    attached_to: str | None = Field(
+        default=None,
+        max_length=253,
+        description="The Incident mitigating the target when this one was suppressed.",
+    )
     message: str | None = None
 
 

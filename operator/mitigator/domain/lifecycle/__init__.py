@@ -14,7 +14,7 @@ from datetime import datetime
 
 from mitigator.domain.lifecycle.draft import Event
 from mitigator.domain.lifecycle.mitigating import await_approval, mitigate
-from mitigator.domain.lifecycle.resolving import resolve_by_hand
+from mitigator.domain.lifecycle.resolving import release_claim, resolve_by_hand
 from mitigator.domain.lifecycle.tick import Advance, IncidentView, Tick
 from mitigator.domain.lifecycle.triaging import triage
 from mitigator.domain.lifecycle.verifying import verify
@@ -45,4 +45,5 @@ def advance(
         resolve_by_hand(tick)
     elif phase in _STEP_OF_PHASE:
         _STEP_OF_PHASE[phase](tick)
+    release_claim(tick)
     return tick.finish()

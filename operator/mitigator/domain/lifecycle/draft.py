@@ -8,6 +8,7 @@ from datetime import datetime
 from mitigator.domain.timeline import append_timeline, timeline_entry
 from mitigator.models import (
     ActionRecord,
+    ActionState,
     Classification,
     IncidentStatus,
     Phase,
@@ -47,6 +48,7 @@ class StatusDraft:
     detected_at: datetime | None
     mitigated_at: datetime | None
     resolved_at: datetime | None
+    attached_to: str | None
     timeline: list[TimelineEntry]
     events: list[Event] = field(default_factory=list)
 
@@ -66,6 +68,7 @@ class StatusDraft:
             detected_at=status.detected_at,
             mitigated_at=status.mitigated_at,
             resolved_at=status.resolved_at,
+            attached_to=status.attached_to,
             timeline=list(status.timeline or ()),
         )
 
@@ -86,6 +89,7 @@ class StatusDraft:
                 "detected_at": self.detected_at,
                 "mitigated_at": self.mitigated_at,
                 "resolved_at": self.resolved_at,
+                "attached_to": self.attached_to,
                 "timeline": tuple(self.timeline) or None,
             }
         )
@@ -93,6 +97,11 @@ class StatusDraft:
     @property
     def step_index(self) -> int:
         return self.current_step or 0
+
+    @property
+    def holds_claim(self) -> bool:
+        """An action of this incident is applied on the target (its claim is taken)."""
+        return any(record.state is ActionState.APPLIED for record in self.actions)
 
     def enter(self, phase: Phase, message: str) -> None:
         self.phase = phase

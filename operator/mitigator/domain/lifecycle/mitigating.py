@@ -4,12 +4,26 @@ person's go."""
 
 from __future__ import annotations
 
-from mitigator.domain.guardrails import check_approval, check_concurrency, hourly_cap_refusal
+from functools import partial
+
+from mitigator.domain.guardrails import admission, check_approval
 from mitigator.domain.lifecycle.tick import Tick
 from mitigator.models import ActionRecord, ActionState, Phase, TimelineEvent, VerificationResult
+from mitigator.models.evidence import Contender
 from mitigator.models.execution import ActionOutcome, ActionRequest
 
-PLAN_EXHAUSTED = "every step of the plan was tried; the target is still unhealthy"
+_NOT_APPLIED = (ActionState.SKIPPED, ActionState.FAILED, ActionState.REFUSED)
+
+
+def plan_exhausted(records: list[ActionRecord]) -> str:
+    """Why the ladder ended without recovery, naming what each step that did nothing said."""
+    unapplied = "; ".join(
+        f"{r.id} {r.state.value.lower()}: {r.message}" for r in records if r.state in _NOT_APPLIED
+    )
+    if not any(r.state is ActionState.APPLIED for r in records):
+        return f"no step could be applied: {unapplied}" if unapplied else "no step was applied"
+    tail = f" (not applied: {unapplied})" if unapplied else ""
+    return f"every step of the plan was tried; the target is still unhealthy{tail}"
 
 
 def await_approval(tick: Tick) -> None:
@@ -24,7 +38,7 @@ def mitigate(tick: Tick) -> None:
     draft = tick.draft
     index = draft.step_index
     if index >= len(draft.actions):
-        tick.escalate(PLAN_EXHAUSTED)
+        tick.escalate(plan_exhausted(draft.actions))
         return
     record = draft.actions[index]
     if record.state is not ActionState.PENDING:
@@ -47,16 +61,20 @@ def mitigate(tick: Tick) -> None:
         draft.enter(Phase.AWAITING_APPROVAL, message)
         tick.note(TimelineEvent.AWAITING_APPROVAL, message)
         return
-    refusal = tick.protected_refusal(policy) or hourly_cap_refusal(
-        tick.target().applied, limit=guardrails.max_actions_per_hour, now=tick.now
-    )
+    refusal = tick.protected_refusal(policy)
     if refusal:
         tick.note(TimelineEvent.REFUSED, refusal, warning=True)
         tick.escalate(f"refused before step {record.id}: {refusal}")
         return
-    busy = check_concurrency(
-        tick.world.active_mitigations(tick.view.namespace, excluding=tick.view.uid),
-        max_concurrent=guardrails.max_concurrent_mitigations,
+    me = Contender(
+        uid=tick.view.uid,
+        name=tick.view.name,
+        detected_at=draft.detected_at,
+        holds_claim=draft.holds_claim,
+        waiting=True,
+    )
+    busy = tick.world.request_slot(
+        tick.view.namespace, me, limit=guardrails.max_concurrent_mitigations
     )
     if busy:
         draft.message = f"waiting before step {record.id}: {busy}"
@@ -70,8 +88,17 @@ def mitigate(tick: Tick) -> None:
             target=tick.spec.target.name,
             incident_uid=tick.view.uid,
             action_id=record.id,
+            incident_name=tick.view.name,
             action=record.action,
             max_replicas=guardrails.max_replicas,
+            # Cooldown and hourly cap, decided on the records as the write reads them.
+            admit=partial(
+                admission,
+                incident_uid=tick.view.uid,
+                cooldown=guardrails.cooldown,
+                hourly_limit=guardrails.max_actions_per_hour,
+                now=tick.now,
+            ),
             now=tick.now,
         )
     )
@@ -98,6 +125,26 @@ def _settle(tick: Tick, index: int, record: ActionRecord, outcome: ActionOutcome
         tick.note(TimelineEvent.ACTION_APPLIED, f"{outcome.message}{recovered}", on_target=True)
         draft.verification = VerificationResult(passed=False, at=now)
         draft.enter(Phase.VERIFYING, f"step {record.id} applied; waiting for the rollout")
+    elif outcome.claimed_by is not None:
+        # Another Incident holds the target: it mitigates, this one is attached to it.
+        draft.actions[index] = record.model_copy(
+            update={"message": outcome.message, "started_at": started_at}
+        )
+        draft.attached_to = outcome.claimed_by
+        draft.enter(Phase.SUPPRESSED, outcome.message)
+        tick.note(TimelineEvent.SUPPRESSED, outcome.message)
+    elif outcome.state is ActionState.REFUSED:
+        draft.actions[index] = record.model_copy(
+            update={
+                "state": ActionState.REFUSED,
+                "finished_at": now,
+                "message": outcome.message,
+                "started_at": started_at,
+            }
+        )
+        tick.note(TimelineEvent.REFUSED, outcome.message, warning=True)
+        unchanged = "" if draft.holds_claim else "; nothing was changed"
+        tick.escalate(f"refused before step {record.id}: {outcome.message}{unchanged}")
     elif outcome.state is ActionState.FAILED and outcome.retryable:
         draft.actions[index] = record.model_copy(
             update={"message": outcome.message, "started_at": started_at}
@@ -125,7 +172,7 @@ def next_step(tick: Tick) -> None:
     draft = tick.draft
     index = draft.step_index + 1
     if index >= len(draft.actions):
-        tick.escalate(PLAN_EXHAUSTED)
+        tick.escalate(plan_exhausted(draft.actions))
         return
     draft.current_step = index
     draft.verification = None

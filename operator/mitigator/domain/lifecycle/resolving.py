@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from mitigator.domain.lifecycle.tick import Tick
 from mitigator.models import ActionState, Phase, PolicySpec, RevertRecord, TimelineEvent
-from mitigator.models.execution import RevertRequest
+from mitigator.models.execution import ReleaseRequest, RevertRequest
 
 
 def resolve(tick: Tick, message: str, *, policy: PolicySpec | None) -> None:
@@ -18,6 +18,22 @@ def resolve(tick: Tick, message: str, *, policy: PolicySpec | None) -> None:
 def resolve_by_hand(tick: Tick) -> None:
     policy = tick.policy().spec if tick.target().exists else None
     resolve(tick, "resolved by a person (spec.resolve)", policy=policy)
+
+
+def release_claim(tick: Tick) -> None:
+    """An incident that stops mitigating (Resolved, Escalated, Failed) gives the target's
+    claim up in the same tick. Best effort: a claim left behind by an incident that is done
+    does not hold the target (the next claimant checks)."""
+    before = tick.view.status.phase or Phase.TRIAGING
+    after = tick.draft.phase or Phase.TRIAGING
+    if before.advances_by_itself and not after.advances_by_itself and tick.draft.holds_claim:
+        tick.world.release(
+            ReleaseRequest(
+                namespace=tick.view.namespace,
+                target=tick.spec.target.name,
+                incident_uid=tick.view.uid,
+            )
+        )
 
 
 def _revert_temporary_measures(tick: Tick, policy: PolicySpec | None) -> None:

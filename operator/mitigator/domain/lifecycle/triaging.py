@@ -4,7 +4,7 @@ mitigating or say why not."""
 from __future__ import annotations
 
 from mitigator.domain.classify import classify, effective_severity, severity_hint_from_labels
-from mitigator.domain.guardrails import cooldown_refusal
+from mitigator.domain.guardrails import target_wait
 from mitigator.domain.lifecycle.mitigating import mitigate
 from mitigator.domain.lifecycle.tick import Tick
 from mitigator.domain.plan import Plan, incident_alertname, plan_steps
@@ -14,11 +14,13 @@ from mitigator.models import (
     Phase,
     SeverityThresholds,
     TimelineEvent,
+    format_duration,
+    format_timestamp,
 )
 
 
 def triage(tick: Tick) -> None:
-    spec, namespace, draft = tick.spec, tick.view.namespace, tick.draft
+    spec, draft = tick.spec, tick.draft
     if draft.detected_at is None:
         draft.detected_at = tick.now
         draft.phase = Phase.TRIAGING
@@ -28,7 +30,7 @@ def triage(tick: Tick) -> None:
         tick.note(TimelineEvent.DETECTED, f"incident on Deployment {spec.target.name} ({origin})")
     target = tick.target()
     if not target.exists:
-        tick.fail(f"Deployment {namespace}/{spec.target.name} not found")
+        _wait_for_target(tick)
         return
     chosen = tick.policy()
     policy = chosen.spec
@@ -66,18 +68,29 @@ def triage(tick: Tick) -> None:
     if plan.dry_run:
         tick.escalate("dry run: the plan is recorded and nothing was changed; a person decides")
         return
-    refusal = cooldown_refusal(
-        target.applied,
-        incident_uid=tick.view.uid,
-        cooldown=policy.guardrails.cooldown,
-        now=tick.now,
-    )
-    if refusal:
-        tick.note(TimelineEvent.REFUSED, refusal, warning=True)
-        tick.escalate(f"refused: {refusal}; nothing was changed")
-        return
+    # The cooldown and the hourly cap are decided by the write itself, on the target as it
+    # is then (see mitigating): a decision taken here would rest on a read already old.
     draft.enter(Phase.MITIGATING, "applying the plan")
     mitigate(tick)
+
+
+def _wait_for_target(tick: Tick) -> None:
+    """A Deployment created in the same apply, or mid-rollout, may not exist yet: wait for it
+    up to the policy's guardrails.targetWait, then fail with the reason."""
+    spec, draft = tick.spec, tick.draft
+    where = f"Deployment {tick.view.namespace}/{spec.target.name}"
+    wait = target_wait(
+        tick.world.policies(tick.view.namespace),
+        policy_ref=spec.policy_ref.name if spec.policy_ref else None,
+    )
+    since = draft.detected_at or tick.now
+    if tick.now - since >= wait:
+        tick.fail(f"{where} not found (waited {format_duration(wait)})")
+        return
+    draft.message = (
+        f"waiting for {where} to exist (up to {format_duration(wait)}, "
+        f"until {format_timestamp(since + wait)})"
+    )
 
 
 def _record_plan(tick: Tick, plan: Plan, *, policy_name: str | None) -> None:
