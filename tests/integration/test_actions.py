@@ -39,8 +39,10 @@ def _apply(
             namespace=namespace,
             target="svc",
             incident_uid="uid-1",
+            incident_name="inc-1",
             action_id=action_id or f"0-{action_type}",
             action=ActionStep.model_validate({action_type: params}).action,
+            admit=lambda _records: None,
             max_replicas=max_replicas,
             now=datetime.now(UTC),
         )

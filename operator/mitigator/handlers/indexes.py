@@ -39,11 +39,12 @@ def index_policy(
 
 def index_contender(
     *, namespace: str | None, name: str, uid: str, status: kopf.Status, **_: Any
-) -> dict[str, Contender] | None:
-    """Incidents the operator still moves on, as the concurrency limit sees them."""
+) -> dict[str, Contender]:
+    """Incidents the operator still moves on, as the concurrency limit sees them. (An empty
+    result takes a finished incident out: kopf keeps the last value when given None.)"""
     phase = Phase.of(status.get("phase"))
     if not phase.advances_by_itself:
-        return None
+        return {}
     detected = status.get("detectedAt")
     holds_claim = phase is not Phase.TRIAGING and any(
         action.get("state") == ActionState.APPLIED for action in status.get("actions") or ()
