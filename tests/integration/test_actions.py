@@ -246,7 +246,7 @@ def test_maintenance_switches_the_service_and_reverts(
         {"service": "svc", "backendSelector": {"app": "maintenance"}},
     )
     assert outcome.state == "Applied", outcome.message
-    assert outcome.before == {"service": "svc", "selector": {"app": "svc"}, "replicas": 3}
+    assert outcome.before == {"services": {"svc": {"app": "svc"}}, "replicas": 3}
     assert core.read_namespaced_service("svc", namespace).spec.selector == {"app": "maintenance"}
     assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 0
 

@@ -202,13 +202,20 @@ INVALID_CASES: list[InvalidCase] = [
         "spec.actions[0].setEnv.env",
     ),
     InvalidCase(
-        "maintenance without a service",
+        "maintenance with an unknown way to treat other Services",
         "Incident",
         _incident(
-            "maintenance-no-service",
-            actions=[{"maintenance": {"backendSelector": {"app": "maintenance"}}}],
+            "maintenance-other-services",
+            actions=[
+                {
+                    "maintenance": {
+                        "backendSelector": {"app": "maintenance"},
+                        "otherServices": "ignore",
+                    }
+                }
+            ],
         ),
-        "spec.actions[0].maintenance.service",
+        "spec.actions[0].maintenance.otherServices",
     ),
     InvalidCase(
         "maintenance with an empty backend selector",

@@ -55,7 +55,12 @@ from tests.unit.factories import incident, policy
         (
             {"maintenance": {"service": "web", "backendSelector": {"app": "down"}}},
             ActionType.MAINTENANCE,
-            {"service": "web", "backendSelector": {"app": "down"}, "retryAfterSeconds": 120},
+            {
+                "service": "web",
+                "backendSelector": {"app": "down"},
+                "retryAfterSeconds": 120,
+                "otherServices": "switch",
+            },
         ),
     ],
 )

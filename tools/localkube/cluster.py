@@ -181,6 +181,8 @@ class LocalCluster:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--use-service-account-credentials=false",
                 "--controllers=*",
+                # The HPA controller's own loop, compressed like everything else here.
+                "--horizontal-pod-autoscaler-sync-period=2s",
                 "--v=1",
             ],
         )

@@ -14,17 +14,21 @@ from datetime import datetime
 from mitigator.actions.change import (
     ActionRefused,
     Change,
+    ObjectChange,
     container_index,
     env_ops,
     images_of,
+    pod_labels,
     replicas_of,
     replicas_op,
     revision_of,
     selector_op,
+    selects,
 )
 from mitigator.models import (
     JsonObject,
     MaintenanceAction,
+    OtherServices,
     RollbackAction,
     ScaleAction,
     SetEnvAction,
@@ -161,24 +165,97 @@ def build_set_env(deployment: JsonObject, set_env: SetEnvAction) -> Change:
     )
 
 
-def build_maintenance(
-    deployment: JsonObject, service: JsonObject, maintenance: MaintenanceAction
+def build_autoscaled_scale(
+    deployment: JsonObject, autoscaler: JsonObject, scale: ScaleAction, *, max_replicas: int
 ) -> Change:
+    """A HorizontalPodAutoscaler owns the replica count: writing replicas would be undone at
+    its next sync. Raise its floor (minReplicas, and maxReplicas if the floor passes it) to
+    what the step asks, within the same caps; the HPA then scales the Deployment itself."""
+    name, hpa = deployment["metadata"]["name"], autoscaler["metadata"]["name"]
+    current = replicas_of(deployment)
+    low = int(autoscaler["spec"].get("minReplicas", 1))
+    high = int(autoscaler["spec"]["maxReplicas"])
+    target = scale.target_replicas(max(current, low), max_replicas=max_replicas)
+    if target.replicas <= low:
+        raise ActionRefused(
+            f"HorizontalPodAutoscaler {hpa} owns {name}'s replicas and already keeps at least "
+            f"{low} (requested {target.requested}, capped at maxReplicas {target.limit})"
+        )
+    new_high = max(high, target.replicas)
+    ops: list[JsonObject] = [
+        {"op": "add", "path": "/spec/minReplicas", "value": target.replicas},
+        {"op": "replace", "path": "/spec/maxReplicas", "value": new_high},
+    ]
+    raised_max = f", maxReplicas {high} -> {new_high}" if new_high != high else ""
+    return Change(
+        deployment_ops=[],
+        before={"autoscaler": hpa, "minReplicas": low, "maxReplicas": high, "replicas": current},
+        after={
+            "autoscaler": hpa,
+            "minReplicas": target.replicas,
+            "maxReplicas": new_high,
+            "requested": target.requested,
+            "capped": target.capped,
+        },
+        message=(
+            f"HorizontalPodAutoscaler {hpa} owns {name}'s replicas: raised its minReplicas from "
+            f"{low} to {target.replicas}{raised_max}; it scales {name} from {current}"
+        ),
+        others=(ObjectChange("HorizontalPodAutoscaler", autoscaler, ops),),
+    )
+
+
+def services_to_switch(
+    deployment: JsonObject, services: list[JsonObject], maintenance: MaintenanceAction
+) -> list[JsonObject]:
+    """The Services maintenance switches: the named one (which must select the target's
+    pods) and, as the step says, every other one that selects them too, or a refusal naming
+    them; without a name, every Service that selects the pods."""
     name = deployment["metadata"]["name"]
-    service_name = service["metadata"]["name"]
+    labels = pod_labels(deployment)
+    selecting = [svc for svc in services if selects(svc, labels)]
+    names = sorted(svc["metadata"]["name"] for svc in selecting)
+    if maintenance.service is None:
+        if not selecting:
+            raise ActionRefused(f"no Service selects the pods of {name} (labels {labels})")
+        return selecting
+    named = next((svc for svc in services if svc["metadata"]["name"] == maintenance.service), None)
+    if named is None:
+        raise ActionRefused(f"Service {maintenance.service} not found")
+    if named not in selecting:
+        selector = named["spec"].get("selector") or {}
+        raise ActionRefused(
+            f"Service {maintenance.service} does not select the pods of {name} (its selector "
+            f"{selector}, the pods' labels {labels}); switching it would not stop their traffic"
+        )
+    others = [svc for svc in selecting if svc is not named]
+    if others and maintenance.other_services is OtherServices.REFUSE:
+        listed = ", ".join(n for n in names if n != maintenance.service)
+        raise ActionRefused(
+            f"Services {listed} also select the pods of {name}; the step says to refuse "
+            "(otherServices: refuse) rather than leave them pointing at pods scaled to 0"
+        )
+    return [named, *others]
+
+
+def build_maintenance(
+    deployment: JsonObject, services: list[JsonObject], maintenance: MaintenanceAction
+) -> Change:
+    """Every given Service to the maintenance backend, the target to 0 replicas."""
+    name = deployment["metadata"]["name"]
     backend = dict(maintenance.backend_selector)
-    selector = dict(service["spec"].get("selector") or {})
-    if selector == backend:
-        raise ActionRefused(f"Service {service_name} already points at the maintenance backend")
     replicas = replicas_of(deployment)
+    names = ", ".join(svc["metadata"]["name"] for svc in services)
     return Change(
         deployment_ops=[replicas_op(0)],
-        service_name=service_name,
-        service_ops=[selector_op(backend)],
-        before={"service": service_name, "selector": selector, "replicas": replicas},
-        after={"service": service_name, "selector": backend, "replicas": 0},
+        before={
+            "services": {s["metadata"]["name"]: dict(s["spec"]["selector"]) for s in services},
+            "replicas": replicas,
+        },
+        after={"services": {s["metadata"]["name"]: backend for s in services}, "replicas": 0},
         message=(
-            f"maintenance mode: Service {service_name} now selects {backend} "
-            f"(503 + Retry-After), {name} scaled from {replicas} to 0"
+            f"maintenance mode: Service(s) {names} now select {backend} (503 + Retry-After), "
+            f"{name} scaled from {replicas} to 0"
         ),
+        others=tuple(ObjectChange("Service", svc, [selector_op(backend)]) for svc in services),
     )

@@ -4,6 +4,7 @@ Deployment (revision, images)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from mitigator.models import JsonObject
 
@@ -14,17 +15,40 @@ class ActionRefused(ValueError):
     """The action cannot be applied to this target as it is; the message says why."""
 
 
+OtherKind = Literal["Service", "HorizontalPodAutoscaler"]
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """A change to an object beside the Deployment (a Service, an autoscaler), with the object
+    as it was read: the write tests it, and carries the action's record to it too."""
+
+    kind: OtherKind
+    obj: JsonObject
+    ops: list[JsonObject]
+
+    @property
+    def guarded(self) -> tuple[str, ...]:
+        """The fields the change decides on, tested as read (see marker.guard_ops)."""
+        if self.kind == "Service":
+            return ("/spec/selector",)
+        return ("/spec/minReplicas", "/spec/maxReplicas")
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+
 @dataclass(frozen=True)
 class Change:
-    """JSON-patch operations for the Deployment (and a Service), with the before/after record
-    and a sentence for people."""
+    """JSON-patch operations for the Deployment (and the objects beside it), with the
+    before/after record and a sentence for people."""
 
     deployment_ops: list[JsonObject]
     before: JsonObject
     after: JsonObject
     message: str
-    service_name: str | None = None
-    service_ops: list[JsonObject] = field(default_factory=list)
+    others: tuple[ObjectChange, ...] = field(default=())
 
 
 def revision_of(obj: JsonObject) -> int | None:
@@ -67,3 +91,14 @@ def replicas_op(replicas: int) -> JsonObject:
 
 def selector_op(selector: JsonObject) -> JsonObject:
     return {"op": "add", "path": "/spec/selector", "value": selector}
+
+
+def pod_labels(deployment: JsonObject) -> dict[str, str]:
+    return dict((deployment["spec"]["template"].get("metadata") or {}).get("labels") or {})
+
+
+def selects(service: JsonObject, labels: dict[str, str]) -> bool:
+    """The Service sends traffic to pods with these labels (an empty selector selects none:
+    such a Service has hand-made endpoints)."""
+    selector = service["spec"].get("selector") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())

@@ -13,8 +13,15 @@ from collections.abc import Callable
 from functools import singledispatchmethod
 
 from mitigator.actions import builders, marker
-from mitigator.actions.change import ActionRefused, Change, replicas_op
-from mitigator.actions.reverts import build_revert
+from mitigator.actions.change import (
+    ActionRefused,
+    Change,
+    ObjectChange,
+    OtherKind,
+    replicas_op,
+    selector_op,
+)
+from mitigator.actions.reverts import build_revert, others_named
 from mitigator.k8s import ApiError, Conflict, KubeClient, NotFound
 from mitigator.models import (
     ActionState,
@@ -72,62 +79,75 @@ class ActionExecutor:
         refusal = request.admit(marker.applied_records(deployment))
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
-        change, service = self._change(request.action, deployment, request)
-        self._write(request.namespace, deployment, service, change, request=request)
+        change = self._change(request.action, deployment, request)
+        self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED, change.message, before=change.before, after=change.after
         )
 
-    # One builder per action model; each returns the change and the Service it switches.
+    # One builder per action model, each given what it must read besides the Deployment.
 
     @singledispatchmethod
-    def _change(
-        self, action: AnyAction, deployment: JsonObject, request: ActionRequest
-    ) -> tuple[Change, JsonObject | None]:
+    def _change(self, action: AnyAction, deployment: JsonObject, request: ActionRequest) -> Change:
         raise ActionRefused(f"no builder for {type(action).__name__}")
 
     @_change.register
-    def _(
-        self, action: RollbackAction, deployment: JsonObject, request: ActionRequest
-    ) -> tuple[Change, JsonObject | None]:
-        replica_sets = self.kube.replica_sets_of(deployment)
-        return builders.build_rollback(deployment, replica_sets, action), None
+    def _(self, action: RollbackAction, deployment: JsonObject, request: ActionRequest) -> Change:
+        return builders.build_rollback(deployment, self.kube.replica_sets_of(deployment), action)
 
     @_change.register
-    def _(
-        self, action: ScaleAction, deployment: JsonObject, request: ActionRequest
-    ) -> tuple[Change, JsonObject | None]:
-        return builders.build_scale(deployment, action, max_replicas=request.max_replicas), None
+    def _(self, action: ScaleAction, deployment: JsonObject, request: ActionRequest) -> Change:
+        autoscalers = self.kube.autoscalers_of(deployment)
+        if not autoscalers:
+            return builders.build_scale(deployment, action, max_replicas=request.max_replicas)
+        if len(autoscalers) > 1:
+            names = ", ".join(sorted(a["metadata"]["name"] for a in autoscalers))
+            raise ActionRefused(f"several HorizontalPodAutoscalers target it ({names})")
+        [autoscaler] = autoscalers
+        earlier = marker.find_record(autoscaler, request.key)
+        if earlier is not None:
+            # An earlier run changed the autoscaler and stopped before the Deployment's record.
+            return _finish(earlier, deployment_ops=[])
+        return builders.build_autoscaled_scale(
+            deployment, autoscaler, action, max_replicas=request.max_replicas
+        )
 
     @_change.register
-    def _(
-        self, action: RestartAction, deployment: JsonObject, request: ActionRequest
-    ) -> tuple[Change, JsonObject | None]:
-        return builders.build_restart(deployment, now=request.now), None
+    def _(self, action: RestartAction, deployment: JsonObject, request: ActionRequest) -> Change:
+        return builders.build_restart(deployment, now=request.now)
 
     @_change.register
-    def _(
-        self, action: SetEnvAction, deployment: JsonObject, request: ActionRequest
-    ) -> tuple[Change, JsonObject | None]:
-        return builders.build_set_env(deployment, action), None
+    def _(self, action: SetEnvAction, deployment: JsonObject, request: ActionRequest) -> Change:
+        return builders.build_set_env(deployment, action)
 
     @_change.register
     def _(
         self, action: MaintenanceAction, deployment: JsonObject, request: ActionRequest
-    ) -> tuple[Change, JsonObject | None]:
-        service = self.kube.read_service(request.namespace, action.service)
-        earlier = marker.find_record(service, request.key)
-        if earlier is None:
-            return builders.build_maintenance(deployment, service, action), service
-        # The Service was switched by an earlier run that stopped before the Deployment's
-        # write: finish with the Deployment.
-        change = Change(
-            deployment_ops=[replicas_op(0)],
-            before=earlier["before"],
-            after=earlier["after"],
-            message=earlier.get("message", "maintenance mode"),
+    ) -> Change:
+        autoscalers = self.kube.autoscalers_of(deployment)
+        if autoscalers:
+            names = ", ".join(sorted(a["metadata"]["name"] for a in autoscalers))
+            raise ActionRefused(
+                f"HorizontalPodAutoscaler(s) {names} own the replicas and would scale the "
+                "target back up; maintenance needs them removed first"
+            )
+        services = self.kube.list_services(request.namespace)
+        earlier = next(
+            (r for svc in services if (r := marker.find_record(svc, request.key)) is not None),
+            None,
         )
-        return change, None
+        if earlier is None:
+            chosen = builders.services_to_switch(deployment, services, action)
+            return builders.build_maintenance(deployment, chosen, action)
+        # An earlier run switched some Services and stopped: finish the others and the
+        # Deployment, with the state recorded before the first switch.
+        recorded = set(earlier["before"]["services"])
+        pending = [
+            ObjectChange("Service", svc, [selector_op(dict(action.backend_selector))])
+            for svc in services
+            if svc["metadata"]["name"] in recorded and marker.find_record(svc, request.key) is None
+        ]
+        return _finish(earlier, deployment_ops=[replicas_op(0)], others=tuple(pending))
 
     def _live(self, request: ActionRequest, claim: marker.Claim) -> bool:
         """The claimant still mitigates: it exists, is the same object, and is not done. A
@@ -155,28 +175,39 @@ class ActionExecutor:
             return ActionOutcome(
                 ActionState.APPLIED, f"already reverted at {done.get('at')}", recovered=True
             )
-        # A recorded maintenance names the Service it switched.
-        service_name = request.before.get("service")
-        service = (
-            self.kube.read_service(request.namespace, str(service_name)) if service_name else None
-        )
+        others = {
+            name: self._read_other(kind, request.namespace, name)
+            for name, kind in others_named(request.before).items()
+        }
         change = build_revert(
-            request.action_type, deployment, before=request.before, service=service
+            request.action_type,
+            deployment,
+            before=request.before,
+            others={name: obj for name, obj in others.items() if obj is not None},
         )
-        self._write(request.namespace, deployment, service, change, request=request)
+        self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED, change.message, before=change.before, after=change.after
         )
+
+    def _read_other(self, kind: OtherKind, namespace: str, name: str) -> JsonObject | None:
+        read = self.kube.read_service if kind == "Service" else self.kube.read_autoscaler
+        try:
+            return read(namespace, name)
+        except NotFound:
+            return None
 
     def _write(
         self,
         namespace: str,
         deployment: JsonObject,
-        service: JsonObject | None,
         change: Change,
         *,
         request: ActionRequest | RevertRequest,
     ) -> None:
+        """The objects beside the Deployment first, each in a patch that tests it as read and
+        carries the record; then the Deployment with the record (and the claim): a crash in
+        between leaves records that the next run finishes from."""
         record = {
             "key": request.key,
             "type": request.action_type.value,
@@ -185,14 +216,19 @@ class ActionExecutor:
             "after": change.after,
             "message": change.message,
         }
-        if service is not None and change.service_name:
-            self.kube.patch_service(
+        for other in change.others:
+            if marker.find_record(other.obj, request.key) is not None:
+                continue  # switched by an earlier run
+            patch = (
+                self.kube.patch_service if other.kind == "Service" else self.kube.patch_autoscaler
+            )
+            patch(
                 namespace,
-                change.service_name,
+                other.name,
                 [
-                    *marker.precondition_ops(service),
-                    *change.service_ops,
-                    *marker.record_ops(service, record),
+                    *marker.guard_ops(other.obj, other.guarded),
+                    *other.ops,
+                    *marker.record_ops(other.obj, record),
                 ],
             )
         claim = (
@@ -215,6 +251,22 @@ class ActionExecutor:
                 *claim,
             ],
         )
+
+
+def _finish(
+    earlier: JsonObject,
+    *,
+    deployment_ops: list[JsonObject],
+    others: tuple[ObjectChange, ...] = (),
+) -> Change:
+    """The change of an action an earlier run began: as it recorded it."""
+    return Change(
+        deployment_ops=deployment_ops,
+        before=earlier["before"],
+        after=earlier["after"],
+        message=str(earlier.get("message", "")),
+        others=others,
+    )
 
 
 def _answered(act: Callable[[], ActionOutcome]) -> ActionOutcome:

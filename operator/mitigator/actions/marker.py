@@ -80,8 +80,15 @@ def _pointer(annotation: str) -> str:
 def record_ops(obj: JsonObject, record: JsonObject) -> list[JsonObject]:
     """JSON-patch operations that append `record` (bounded) to the object's annotation."""
     kept = [r for r in records(obj) if r.get("key") != record["key"]][-(MAX_RECORDS - 1) :]
-    value = json.dumps([*kept, record], separators=(",", ":"), sort_keys=True)
-    return _set_annotation(obj, ACTIONS_ANNOTATION, value)
+    return _set_annotation(obj, ACTIONS_ANNOTATION, _encode([*kept, record]))
+
+
+def _encode(value: object) -> str:
+    """JSON without the characters Go escapes when it writes a string (<, >, &): the API
+    server compares a patch's `test` value with the stored one byte for byte, so a record
+    holding "3 -> 2" would fail every later test of it and lock the target."""
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def claim_ops(obj: JsonObject, *, uid: str, incident: str, now_stamp: str) -> list[JsonObject]:
@@ -89,7 +96,7 @@ def claim_ops(obj: JsonObject, *, uid: str, incident: str, now_stamp: str) -> li
     held = claim_of(obj)
     if held is not None and held.uid == uid:
         return []
-    value = json.dumps({"uid": uid, "incident": incident, "at": now_stamp}, sort_keys=True)
+    value = _encode({"uid": uid, "incident": incident, "at": now_stamp})
     return _set_annotation(obj, CLAIM_ANNOTATION, value)
 
 
@@ -109,6 +116,31 @@ def _set_annotation(obj: JsonObject, key: str, value: str) -> list[JsonObject]:
     if obj.get("metadata", {}).get("annotations") is None:
         return [{"op": "add", "path": "/metadata/annotations", "value": {key: value}}]
     return [{"op": "add", "path": _pointer(key), "value": value}]
+
+
+def guard_ops(obj: JsonObject, paths: tuple[str, ...]) -> list[JsonObject]:
+    """For an object beside the Deployment (a Service, an autoscaler), whose status others
+    update all the time: test the fields we change, and our records, as read. Of two writers
+    deciding on the same fields, the second one's patch fails."""
+    ops = [{"op": "test", "path": path, "value": _at(obj, path)} for path in paths]
+    annotations = _annotations(obj)
+    if ACTIONS_ANNOTATION in annotations:
+        ops.append(
+            {
+                "op": "test",
+                "path": _pointer(ACTIONS_ANNOTATION),
+                "value": annotations[ACTIONS_ANNOTATION],
+            }
+        )
+    return ops
+
+
+def _at(obj: JsonObject, path: str) -> object:
+    value: object = obj
+    for token in path.strip("/").split("/"):
+        assert isinstance(value, dict), path
+        value = value.get(token.replace("~1", "/").replace("~0", "~"))
+    return value
 
 
 def precondition_ops(obj: JsonObject) -> list[JsonObject]:

@@ -7,6 +7,8 @@ from collections.abc import Callable, Mapping
 from mitigator.actions.change import (
     ActionRefused,
     Change,
+    ObjectChange,
+    OtherKind,
     container_index,
     env_ops,
     replicas_of,
@@ -15,12 +17,24 @@ from mitigator.actions.change import (
 )
 from mitigator.models import REVERTIBLE_ACTION_TYPES, ActionType, JsonObject
 
-# (the Deployment, the state before the action, the Service it switched if any) → the change
-RevertBuilder = Callable[[JsonObject, JsonObject, JsonObject | None], Change]
+# (the Deployment, the state before the action, the objects beside it by name) → the change
+RevertBuilder = Callable[[JsonObject, JsonObject, Mapping[str, JsonObject]], Change]
 
 
-def revert_scale(deployment: JsonObject, before: JsonObject, _: JsonObject | None) -> Change:
+def others_named(before: JsonObject) -> dict[str, OtherKind]:
+    """The objects beside the Deployment a recorded action changed, to read for its revert."""
+    named: dict[str, OtherKind] = {name: "Service" for name in before.get("services") or {}}
+    if before.get("autoscaler"):
+        named[str(before["autoscaler"])] = "HorizontalPodAutoscaler"
+    return named
+
+
+def revert_scale(
+    deployment: JsonObject, before: JsonObject, others: Mapping[str, JsonObject]
+) -> Change:
     name = deployment["metadata"]["name"]
+    if before.get("autoscaler"):
+        return _restore_autoscaler(deployment, before, others)
     current = replicas_of(deployment)
     return Change(
         deployment_ops=[replicas_op(before["replicas"])],
@@ -30,7 +44,42 @@ def revert_scale(deployment: JsonObject, before: JsonObject, _: JsonObject | Non
     )
 
 
-def revert_set_env(deployment: JsonObject, before: JsonObject, _: JsonObject | None) -> Change:
+def _restore_autoscaler(
+    deployment: JsonObject, before: JsonObject, others: Mapping[str, JsonObject]
+) -> Change:
+    hpa = str(before["autoscaler"])
+    if hpa not in others:
+        raise ActionRefused(f"HorizontalPodAutoscaler {hpa} to restore is gone")
+    spec = others[hpa]["spec"]
+    low, high = before["minReplicas"], before["maxReplicas"]
+    return Change(
+        deployment_ops=[],
+        before={
+            "autoscaler": hpa,
+            "minReplicas": spec.get("minReplicas", 1),
+            "maxReplicas": spec["maxReplicas"],
+        },
+        after={"autoscaler": hpa, "minReplicas": low, "maxReplicas": high},
+        message=(
+            f"reverted scale of {deployment['metadata']['name']}: HorizontalPodAutoscaler {hpa} "
+            f"back to minReplicas {low}, maxReplicas {high}"
+        ),
+        others=(
+            ObjectChange(
+                "HorizontalPodAutoscaler",
+                others[hpa],
+                [
+                    {"op": "add", "path": "/spec/minReplicas", "value": low},
+                    {"op": "replace", "path": "/spec/maxReplicas", "value": high},
+                ],
+            ),
+        ),
+    )
+
+
+def revert_set_env(
+    deployment: JsonObject, before: JsonObject, _: Mapping[str, JsonObject]
+) -> Change:
     name = deployment["metadata"]["name"]
     index, spec = container_index(deployment, before["container"])
     previous: Mapping[str, str] = before.get("env") or {}
@@ -55,24 +104,27 @@ def revert_set_env(deployment: JsonObject, before: JsonObject, _: JsonObject | N
 
 
 def revert_maintenance(
-    deployment: JsonObject, before: JsonObject, service: JsonObject | None
+    deployment: JsonObject, before: JsonObject, others: Mapping[str, JsonObject]
 ) -> Change:
-    if service is None:
-        raise ActionRefused(f"Service {before.get('service')} to switch back is gone")
     name = deployment["metadata"]["name"]
-    service_name = service["metadata"]["name"]
+    selectors: Mapping[str, JsonObject] = before["services"]
+    missing = sorted(set(selectors) - set(others))
+    if missing:
+        raise ActionRefused(f"Service(s) {', '.join(missing)} to switch back are gone")
     return Change(
         deployment_ops=[replicas_op(before["replicas"])],
-        service_name=service_name,
-        service_ops=[selector_op(before["selector"])],
         before={
-            "selector": service["spec"].get("selector") or {},
+            "services": {n: others[n]["spec"].get("selector") or {} for n in selectors},
             "replicas": replicas_of(deployment),
         },
-        after={"selector": before["selector"], "replicas": before["replicas"]},
+        after={"services": dict(selectors), "replicas": before["replicas"]},
         message=(
-            f"maintenance off: Service {service_name} selects {before['selector']} again, "
+            f"maintenance off: Service(s) {', '.join(selectors)} select their pods again, "
             f"{name} back to {before['replicas']} replicas"
+        ),
+        others=tuple(
+            ObjectChange("Service", others[n], [selector_op(selector)])
+            for n, selector in selectors.items()
         ),
     )
 
@@ -90,11 +142,12 @@ def build_revert(
     deployment: JsonObject,
     *,
     before: JsonObject,
-    service: JsonObject | None = None,
+    others: Mapping[str, JsonObject],
 ) -> Change:
-    """Undo a recorded action of `action_type` from its `before` snapshot."""
+    """Undo a recorded action of `action_type` from its `before` snapshot; `others` are the
+    objects beside the Deployment it changed (`others_named`), as read now."""
     builder = REVERT_BUILDERS.get(action_type)
     if builder is None:
         revertible = ", ".join(sorted(REVERTIBLE_ACTION_TYPES))
         raise ActionRefused(f"{action_type} is not revertible (revertible: {revertible})")
-    return builder(deployment, before, service)
+    return builder(deployment, before, others)

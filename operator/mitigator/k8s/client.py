@@ -65,6 +65,7 @@ class KubeClient:
         self.apps = client.AppsV1Api(self.api_client)
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
+        self.autoscaling = client.AutoscalingV2Api(self.api_client)
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
@@ -142,6 +143,9 @@ class KubeClient:
 
     # ------------------------------------------------------------ services
 
+    def list_services(self, namespace: str) -> list[JsonObject]:
+        return _items(f"Services in {namespace}", self.core.list_namespaced_service, namespace)
+
     def read_service(self, namespace: str, name: str) -> JsonObject:
         return _call(
             f"Service {namespace}/{name}", self.core.read_namespaced_service, name, namespace
@@ -152,6 +156,40 @@ class KubeClient:
         return _call(
             f"Service {namespace}/{name}",
             self.core.patch_namespaced_service,
+            name,
+            namespace,
+            patch,
+        )
+
+    # ------------------------------------------------------------ autoscalers
+
+    def autoscalers_of(self, deployment: JsonObject) -> list[JsonObject]:
+        """The HorizontalPodAutoscalers whose scaleTargetRef is this Deployment."""
+        meta = deployment["metadata"]
+        return [
+            hpa
+            for hpa in _items(
+                f"HorizontalPodAutoscalers in {meta['namespace']}",
+                self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
+                meta["namespace"],
+            )
+            if (ref := hpa["spec"].get("scaleTargetRef") or {}).get("kind") == "Deployment"
+            and ref.get("name") == meta["name"]
+        ]
+
+    def read_autoscaler(self, namespace: str, name: str) -> JsonObject:
+        return _call(
+            f"HorizontalPodAutoscaler {namespace}/{name}",
+            self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
+            name,
+            namespace,
+        )
+
+    def patch_autoscaler(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
+        """A JSON patch; a failed `test` operation is a `Conflict`."""
+        return _call(
+            f"HorizontalPodAutoscaler {namespace}/{name}",
+            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
             name,
             namespace,
             patch,

@@ -6,6 +6,7 @@ sentence whether the API server or the operator refused the step.
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StrictInt, field_validator, model_validator
@@ -125,11 +126,28 @@ class SetEnvAction(ApiModel):
         return env
 
 
-class MaintenanceAction(ApiModel):
-    """Point the target's Service at a maintenance backend (503 + Retry-After), scale it to 0."""
+class OtherServices(StrEnum):
+    """What maintenance does with the other Services that select the target's pods."""
 
-    service: str = Field(
-        pattern=DNS1035_LABEL_PATTERN, max_length=63, description="The target's Service."
+    SWITCH = "switch"
+    REFUSE = "refuse"
+
+
+class MaintenanceAction(ApiModel):
+    """Point the Services that select the target's pods at a maintenance backend (503 +
+    Retry-After), and scale the target to 0."""
+
+    service: str | None = Field(
+        default=None,
+        pattern=DNS1035_LABEL_PATTERN,
+        max_length=63,
+        description="The target's Service (it must select the target's pods); every Service "
+        "that selects them if unset.",
+    )
+    other_services: OtherServices = Field(
+        default=OtherServices.SWITCH,
+        description="Other Services selecting the target's pods: switch them too, or refuse "
+        "the step naming them.",
     )
     backend_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
         min_length=1,
