@@ -10,7 +10,7 @@ from kubernetes import client
 from mitigator.actions.executor import ActionExecutor
 from mitigator.actions.marker import ACTIONS_ANNOTATION
 from mitigator.k8s import KubeClient
-from tests.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, wait_rollout
 
 pytestmark = pytest.mark.cluster
 
