@@ -5,6 +5,7 @@ Prometheus."""
 
 from __future__ import annotations
 
+import threading
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -25,11 +26,14 @@ from localkube.monitoring import Alertmanager, Prometheus
 from localkube.processes import ManagedProcess, free_port
 from localkube.testing import ClusterAccess
 from tests.support.kube import create_namespace, delete_namespace, wait_rollout
-from tests.support.objects import Resources
+from tests.support.objects import GROUP, VERSION, Resources
 from tests.support.world import kubectl
 
 # The guide's recovery checklist: error rate under 0.5%.
 HEALTHY_ERROR_RATE = 0.005
+# Services start in a background thread while another test's stops: Prometheus's scrape
+# targets (a dict and one file) are changed by one thread at a time.
+_TARGETS = threading.Lock()
 
 
 @dataclass
@@ -98,7 +102,7 @@ class Service:
 
     def incidents(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.resources.custom.list_namespaced_custom_object(
-            "mitigator.luminamind.io", "v1alpha1", self.namespace, "incidents"
+            GROUP, VERSION, self.namespace, "incidents"
         )["items"]
         return items
 
@@ -126,7 +130,8 @@ def start_service(
         kubectl(cluster, "apply", "-f", "-", stdin=luminamind_list(namespace))
         wait_rollout(apps, namespace, SERVICE)
         process.start()
-        prometheus.add_targets(namespace, [f"127.0.0.1:{port}"], {"job": SERVICE})
+        with _TARGETS:
+            prometheus.add_targets(namespace, [f"127.0.0.1:{port}"], {"job": SERVICE})
     except BaseException:
         stop_service(service)
         raise
@@ -134,6 +139,7 @@ def start_service(
 
 
 def stop_service(service: Service) -> None:
-    service.prometheus.remove_targets(service.namespace)
+    with _TARGETS:
+        service.prometheus.remove_targets(service.namespace)
     service.process.stop()
     delete_namespace(service.apps.api_client, service.namespace)
