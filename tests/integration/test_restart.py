@@ -19,10 +19,10 @@ from kubernetes import client
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
 from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name
-from tests.integration.objects import Resources, incident_manifest, policy_manifest, timeline_events
-from tests.integration.responder import Responder, image
-from tests.kube import deployment_manifest, wait_rollout
-from tests.world import operator_environment
+from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
+from tests.support.responder import Responder, image
+from tests.support.world import operator_environment
 
 pytestmark = pytest.mark.cluster
 
