@@ -25,10 +25,11 @@ from typing import Any
 import aiohttp
 import pytest
 from kubernetes import client
-from tests.integration.test_bridge import TOKEN, alert, list_incidents, webhook
+from tests.support.bridge import TOKEN, alert, list_incidents, webhook
+from tests.support.kube import create_namespace, delete_namespace
 
 from localkube.processes import ManagedProcess, free_port, wait_until
-from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
+from localkube.testing import ClusterAccess
 from localkube.versions import ETCD_VERSION, KUBERNETES_VERSION
 
 pytestmark = pytest.mark.cluster
@@ -213,21 +214,15 @@ def test_a_burst_of_1000_alerts_is_accounted_for(
     api_client: client.ApiClient,
     tmp_path: Path,
 ) -> None:
-    core = client.CoreV1Api(api_client)
     bursts = []
     # The first round only warms up the API server (its caches, the CRD's validators, etcd):
     # without it the first measured row is the slowest whatever its concurrency.
     for round_number, concurrency in enumerate((DEFAULT_CONCURRENCY, *CONCURRENCIES)):
-        namespace = new_namespace_name()
-        core.create_namespace(
-            client.V1Namespace(
-                metadata=client.V1ObjectMeta(name=namespace, labels={TEST_NAMESPACE_LABEL: "true"})
-            )
-        )
+        namespace = create_namespace(api_client)
         try:
             burst = _burst(cluster, api_client, namespace, concurrency, tmp_path)
         finally:
-            core.delete_namespace(namespace)
+            delete_namespace(api_client, namespace)
         if round_number == 0:
             continue
         bursts.append(burst)

@@ -11,6 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 
+def _seconds(value: float | None) -> str:
+    """A figure, or a dash when there is none (no action applied, or never resolved)."""
+    return "—" if value is None else str(value)
+
+
 def main(source: str, destination: str) -> int:
     rows = [json.loads(line) for line in Path(source).read_text().splitlines() if line.strip()]
     lines = [
@@ -27,10 +32,9 @@ def main(source: str, destination: str) -> int:
         "|---|---|---|---|",
     ]
     for row in rows:
-        resolution = row["alert_to_resolution_s"]
+        action, resolution = row["alert_to_first_action_s"], row["alert_to_resolution_s"]
         lines.append(
-            f"| {row['scenario']} | {row['phase']} | {row['alert_to_first_action_s']} "
-            f"| {resolution if resolution is not None else '—'} |"
+            f"| {row['scenario']} | {row['phase']} | {_seconds(action)} | {_seconds(resolution)} |"
         )
     Path(destination).write_text("\n".join(lines) + "\n")
     print(Path(destination).read_text())

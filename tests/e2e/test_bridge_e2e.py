@@ -23,10 +23,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from localkube.monitoring import Alertmanager, Prometheus
 from localkube.processes import free_port, wait_until
 from localkube.testing import ClusterAccess
-from tests.integration.test_bridge import (
+from tests.support.bridge import (
     TOKEN,
     RunningBridge,
-    bridge_config,
+    bridge_settings,
     kube_for,
     list_incidents,
     stamp,
@@ -73,7 +73,7 @@ class ShippedAlertmanager(Alertmanager):
 
 @pytest.fixture
 def bridge_server(cluster: ClusterAccess, crds: None) -> Iterator[RunningBridge]:
-    with RunningBridge(kube_for(cluster), bridge_config()) as running:
+    with RunningBridge(kube_for(cluster), bridge_settings()) as running:
         yield running
 
 

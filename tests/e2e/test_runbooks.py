@@ -7,9 +7,10 @@ import time
 
 import pytest
 
+from localkube.demo import BAD_IMAGE, GOOD_IMAGE
 from localkube.processes import wait_until
-from tests.e2e.conftest import BAD_IMAGE, GOOD_IMAGE, Service
-from tests.integration.objects import incident_manifest, timeline_events
+from tests.support.objects import incident_manifest, timeline_events
+from tests.support.service import Service
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.cluster]
 
@@ -18,11 +19,12 @@ def test_a_person_declares_an_incident_for_a_bad_deploy_and_it_is_rolled_back(
     luminamind: Service,
 ) -> None:
     luminamind.ship(BAD_IMAGE)
-    wait_until(
-        lambda: (luminamind.error_rate() or 0) > 0.05,
-        timeout=60,
-        what="errors after the bad deploy",
-    )
+
+    def erroring() -> bool:
+        rate = luminamind.error_rate()
+        return rate is not None and rate > 0.05
+
+    wait_until(erroring, timeout=60, what="errors after the bad deploy")
     started = time.monotonic()
     luminamind.resources.create(
         incident_manifest("manual", target="luminamind", title="errors after 1.5.0")

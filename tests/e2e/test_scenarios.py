@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
+from localkube.demo import BAD_IMAGE, GOOD_IMAGE
 from localkube.processes import wait_until
-from tests.e2e.conftest import BAD_IMAGE, GOOD_IMAGE, Service
-from tests.integration.objects import timeline_events
+from tests.support.objects import timeline_events
+from tests.support.service import Service
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.cluster]
 TERMINAL = ("Resolved", "Escalated", "Failed")

@@ -13,7 +13,7 @@ from mitigator.actions.executor import ActionExecutor
 from mitigator.k8s import KubeClient
 from mitigator.models import ActionStep, ActionType
 from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
-from tests.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, wait_rollout
 
 pytestmark = pytest.mark.cluster
 

@@ -11,15 +11,14 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from mitigator.bridge.mapping import MappingRules
 
 from localkube.testing import ClusterAccess
 from mitigator.bridge.server import ALERTS_PATH
-from tests.integration.test_bridge import (
+from tests.support.bridge import (
     TOKEN,
     RunningBridge,
     alert,
-    bridge_config,
+    bridge_settings,
     kube_for,
     list_incidents,
     webhook,
@@ -242,7 +241,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def bridge_server(cluster: ClusterAccess, crds: None) -> Iterator[RunningBridge]:
-    config = bridge_config(rules=MappingRules(allowed_namespaces=("mt-*",)), max_body_bytes=LIMIT)
+    config = bridge_settings(namespaces=("mt-*",), max_body_bytes=LIMIT)
     with RunningBridge(kube_for(cluster), config) as running:
         yield running
 

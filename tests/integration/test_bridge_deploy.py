@@ -19,24 +19,23 @@ from typing import Any, cast
 import pytest
 import yaml
 from kubernetes import client, config
-from mitigator.bridge.mapping import group_hash, incident_name
 
 from localkube.certs import generate_pki
 from localkube.processes import ManagedProcess, free_port, wait_until
 from localkube.testing import ClusterAccess
+from mitigator.bridge.identity import group_hash, incident_name
 from mitigator.cli import build_parser
 from mitigator.k8s.client import KubeClient
-from tests.integration.test_bridge import (
-    GROUP,
+from tests.support.bridge import (
     TOKEN,
-    VERSION,
     RunningBridge,
     alert,
-    bridge_config,
+    bridge_settings,
     list_incidents,
     webhook,
 )
-from tests.world import Bridge as OperatorBridge
+from tests.support.objects import GROUP, VERSION
+from tests.support.world import OperatorBridge
 
 pytestmark = pytest.mark.cluster
 
@@ -215,7 +214,7 @@ def test_the_shipped_rbac_is_enough_and_no_more(
         config.load_kube_config(str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
         as_bridge = client.ApiClient(configuration)
         as_bridge.set_default_header("Impersonate-User", user)  # type: ignore[no-untyped-call]
-        with RunningBridge(KubeClient(as_bridge), bridge_config()) as running:
+        with RunningBridge(KubeClient(as_bridge), bridge_settings()) as running:
             a = alert(namespace, fingerprint="1111111111111111")
             b = alert(namespace, fingerprint="2222222222222222")
             key = "{}:{rbac-test}"

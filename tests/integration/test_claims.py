@@ -14,9 +14,9 @@ from kubernetes import client
 
 from localkube.processes import wait_until
 from mitigator import ACTIONS_ANNOTATION, CLAIM_ANNOTATION
-from tests.integration.objects import Resources, incident_manifest, policy_manifest
-from tests.integration.test_restart import _start_operator, own_namespace  # noqa: F401
-from tests.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.objects import Resources, incident_manifest, policy_manifest
+from tests.support.world import start_operator
 
 pytestmark = pytest.mark.cluster
 
@@ -126,7 +126,7 @@ def test_two_incidents_for_one_deployment_make_one_write_twenty_times_over(
 
 def test_two_incidents_that_exist_before_the_operator_starts_make_one_write(  # noqa: PLR0917
     api_client: client.ApiClient,
-    own_namespace: str,  # noqa: F811
+    own_namespace: str,
     signals: Any,
     prometheus: Any,
     operator_kubeconfig: Path,
@@ -139,7 +139,7 @@ def test_two_incidents_that_exist_before_the_operator_starts_make_one_write(  # 
     for target in targets:
         resources.create(incident_manifest(f"{target}-a", target=target))
         resources.create(incident_manifest(f"{target}-b", target=target))
-    operator = _start_operator(operator_kubeconfig, prometheus, namespace, tmp_path / "op.log")
+    operator = start_operator(operator_kubeconfig, prometheus, namespace, tmp_path / "op.log")
     try:
         _race(api_client, resources, namespace, targets)
     finally:

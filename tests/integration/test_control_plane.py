@@ -7,7 +7,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from localkube.processes import wait_until
-from tests.kube import deployment_manifest, replica_sets_by_revision, wait_rollout
+from tests.support.kube import deployment_manifest, replica_sets_by_revision, wait_rollout
 
 pytestmark = pytest.mark.cluster
 

@@ -15,8 +15,8 @@ from mitigator.actions.executor import ActionExecutor
 from mitigator.k8s import KubeClient
 from mitigator.models import ActionStep, ActionType
 from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
-from tests.integration.objects import Resources, incident_manifest, policy_manifest
-from tests.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.objects import Resources, incident_manifest, policy_manifest
 
 pytestmark = pytest.mark.cluster
 

@@ -9,9 +9,9 @@ import pytest
 from kubernetes import client
 
 from localkube.processes import free_port, wait_until
-from tests.integration.objects import Resources, incident_manifest, policy_manifest, timeline_events
-from tests.integration.responder import Responder, container_env, image
-from tests.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
+from tests.support.responder import Responder, container_env, image
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator")]
 

@@ -6,10 +6,6 @@ manifests/operator.yaml, so this also proves those permissions are enough."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,49 +13,14 @@ import pytest
 from kubernetes import client
 
 from localkube.monitoring import Prometheus
-from localkube.processes import wait_until
-from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name
-from tests.integration.objects import Resources, incident_manifest, policy_manifest, timeline_events
-from tests.integration.responder import Responder, image
-from tests.kube import deployment_manifest, wait_rollout
-from tests.world import operator_environment
+from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
+from tests.support.responder import Responder, image
+from tests.support.world import start_operator
 
 pytestmark = pytest.mark.cluster
 
 GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
-
-
-@pytest.fixture
-def own_namespace(api_client: client.ApiClient) -> Iterator[str]:
-    """Outside mt-*: the session's in-process operator must not see this namespace."""
-    core = client.CoreV1Api(api_client)
-    name = new_namespace_name("rs")
-    core.create_namespace({"metadata": {"name": name, "labels": {TEST_NAMESPACE_LABEL: "true"}}})
-    wait_until(
-        lambda: core.read_namespaced_service_account("default", name), timeout=30, what="default SA"
-    )
-    yield name
-    core.delete_namespace(name)
-
-
-def _start_operator(
-    kubeconfig: Path, prometheus: Prometheus, namespace: str, log: Path, **extra: str
-) -> subprocess.Popen[bytes]:
-    # Without the session operator's bridge settings: its port is taken by that operator.
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MITIGATOR_BRIDGE_")}
-    env = {
-        **inherited,
-        **operator_environment(prometheus.url),
-        "KUBECONFIG": str(kubeconfig),
-        **extra,
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", namespace],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def test_action_is_applied_once_across_an_operator_crash(
@@ -93,7 +54,7 @@ def test_action_is_applied_once_across_an_operator_crash(
         return (0.3, 0.2) if image(dep) == BAD else (0.0, 0.2)
 
     with Responder(api_client, signals, namespace=namespace, name="web", health=health):
-        first = _start_operator(
+        first = start_operator(
             operator_kubeconfig,
             prometheus,
             namespace,
@@ -113,7 +74,7 @@ def test_action_is_applied_once_across_an_operator_crash(
         status = resources.incident("crash").get("status") or {}
         assert not any(a.get("state") == "Applied" for a in status.get("actions") or [])
 
-        second = _start_operator(operator_kubeconfig, prometheus, namespace, log)
+        second = start_operator(operator_kubeconfig, prometheus, namespace, log)
         try:
             incident = resources.wait_phase("crash", "Resolved", "Escalated", "Failed")
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import secrets
 import subprocess
@@ -17,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from localkube.build import cache_root, ensure_built
 from localkube.cluster import LocalCluster, remove_workdir, stop_from_state
@@ -26,9 +29,123 @@ from localkube.rules import compressed_rules_file
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "luminamind"
+TERMINAL = {"Resolved", "Escalated", "Failed"}
+
+# The simulated LuminaMind service, as the demo and the end-to-end tests deploy it.
+SERVICE = "luminamind"
 GOOD_IMAGE = "registry.luminamind.local/luminamind:1.4.2"
 BAD_IMAGE = "registry.luminamind.local/luminamind:1.5.0-bad"
-TERMINAL = {"Resolved", "Escalated", "Failed"}
+MAINTENANCE_IMAGE = "registry.luminamind.local/maintenance-page:1"
+REPLICAS = 3
+POLICY = ROOT / "examples" / "policies" / "luminamind-demo.yaml"
+SIMULATOR = ROOT / "examples" / "simulated_service" / "luminamind_sim.py"
+RULES = ROOT / "manifests" / "prometheus-rules.yaml"
+
+
+def luminamind_manifests(namespace: str, *, replicas: int = REPLICAS) -> list[dict[str, Any]]:
+    """The service's Deployment, its maintenance backend and the Service in front of them."""
+
+    def deployment(name: str, image: str, count: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+            "spec": {
+                "replicas": count,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": image}]},
+                },
+            },
+        }
+
+    return [
+        deployment(SERVICE, GOOD_IMAGE, replicas),
+        deployment(f"{SERVICE}-maintenance", MAINTENANCE_IMAGE, 1),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": SERVICE, "namespace": namespace},
+            "spec": {"selector": {"app": SERVICE}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    ]
+
+
+def luminamind_list(namespace: str, *, replicas: int = REPLICAS) -> str:
+    """The manifests and the demo policy, as one `kubectl apply -f -` input (a v1 List)."""
+    policy = yaml.safe_load(POLICY.read_text())
+    policy["metadata"]["namespace"] = namespace
+    items = [*luminamind_manifests(namespace, replicas=replicas), policy]
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+
+
+def simulator(
+    namespace: str,
+    *,
+    port: int,
+    kubeconfig: Path,
+    log_path: Path,
+    env: dict[str, str] | None = None,
+) -> ManagedProcess:
+    """The simulated service's process (not started) for the Deployment in ``namespace``."""
+    return ManagedProcess(
+        name="luminamind-sim",
+        argv=[
+            sys.executable,
+            str(SIMULATOR),
+            "--namespace",
+            namespace,
+            "--deployment",
+            SERVICE,
+            "--port",
+            str(port),
+            "--kubeconfig",
+            str(kubeconfig),
+        ],
+        log_path=log_path,
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def error_rate_query(namespace: str, window: str = "15s") -> str:
+    """The service's 5xx ratio in ``namespace`` as a client of Prometheus measures it: 0 while
+    requests are served and none failed (no 5xx series yet is no error, not no data), no
+    result only when no request is counted at all."""
+    requests = f'luminamind_requests_total{{namespace="{namespace}",deployment="{SERVICE}"'
+    return (
+        f'(sum(rate({requests},status=~"5.."}}[{window}])) or vector(0))'
+        f" / sum(rate({requests}}}[{window}]))"
+    )
+
+
+def measured(prometheus: Prometheus, promql: str) -> float | None:
+    """The query's one value, or None when Prometheus has no sample (never a default)."""
+    result = prometheus.query(promql)
+    if not result:
+        return None
+    value = float(result[0]["value"][1])
+    return None if math.isnan(value) else value
+
+
+def wait_healthy(prometheus: Prometheus, namespace: str, *, timeout: float = 60) -> float:
+    """Until Prometheus measures the service's traffic with an error rate under the guide's
+    0.5% (its recovery bar); answers that error rate."""
+    seen: list[float] = []
+
+    def healthy() -> bool:
+        rate = measured(prometheus, error_rate_query(namespace))
+        if rate is None:
+            return False
+        seen.append(rate)
+        return rate < 0.005
+
+    try:
+        wait_until(healthy, timeout=timeout, what=f"healthy traffic from luminamind in {namespace}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}; error rates measured: {seen[-5:] or 'none'}") from exc
+    return seen[-1]
 
 
 def _say(text: str) -> None:
@@ -83,7 +200,7 @@ class Demo:
         prometheus = Prometheus(
             workdir=self.workdir / "prometheus",
             # The shipped rules, durations compressed so the demo takes a minute, not ten.
-            rule_files=[compressed_rules_file(ROOT / "manifests" / "prometheus-rules.yaml", rules)],
+            rule_files=[compressed_rules_file(RULES, rules)],
             alertmanager_url=alertmanager.url,
         )
         prometheus.start()
@@ -98,54 +215,23 @@ class Demo:
         self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         self.kubectl("create", "namespace", NAMESPACE)
-        manifests = [
-            _deployment("luminamind", GOOD_IMAGE, replicas=3),
-            _deployment(
-                "luminamind-maintenance", "registry.luminamind.local/maintenance-page:1", replicas=1
-            ),
-            {
-                "apiVersion": "v1",
-                "kind": "Service",
-                "metadata": {"name": "luminamind", "namespace": NAMESPACE},
-                "spec": {
-                    "selector": {"app": "luminamind"},
-                    "ports": [{"port": 80, "targetPort": 8080}],
-                },
-            },
-        ]
-        self.kubectl(
-            "apply",
-            "-f",
-            "-",
-            stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests}),
-        )
-        self.kubectl(
-            "apply", "-n", NAMESPACE, "-f", str(ROOT / "examples/policies/luminamind-demo.yaml")
-        )
-        self.kubectl("rollout", "status", "-n", NAMESPACE, "deployment/luminamind", "--timeout=60s")
+        self.kubectl("apply", "-f", "-", stdin=luminamind_list(NAMESPACE))
+        self.kubectl("rollout", "status", "-n", NAMESPACE, f"deployment/{SERVICE}", "--timeout=60s")
         _say(
-            f"deployed luminamind {GOOD_IMAGE.rsplit(':', 1)[1]} (3 replicas) "
+            f"deployed luminamind {GOOD_IMAGE.rsplit(':', 1)[1]} ({REPLICAS} replicas) "
             "and policy luminamind-demo"
         )
         sim_port = free_port()
-        self._spawn(
-            "luminamind-sim",
-            [
-                sys.executable,
-                str(ROOT / "examples/simulated_service/luminamind_sim.py"),
-                "--namespace",
-                NAMESPACE,
-                "--deployment",
-                "luminamind",
-                "--port",
-                str(sim_port),
-                "--kubeconfig",
-                str(self.cluster.kubeconfig),
-            ],
+        sim = simulator(
+            NAMESPACE,
+            port=sim_port,
+            kubeconfig=self.cluster.kubeconfig,
+            log_path=self.workdir / "logs" / "luminamind-sim.log",
+            env=self.env,
         )
-        self.prometheus.set_targets(
-            [{"targets": [f"127.0.0.1:{sim_port}"], "labels": {"job": "luminamind"}}]
-        )
+        sim.start()
+        self.extra.append(sim)
+        self.prometheus.add_targets(SERVICE, [f"127.0.0.1:{sim_port}"], {"job": SERVICE})
         self._spawn(
             "mitigator",
             [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", NAMESPACE],
@@ -156,14 +242,13 @@ class Demo:
                 "MITIGATOR_TICK_SECONDS": "1",
             },
         )
-        wait_until(
-            lambda: self.prometheus.query(
-                'sum(rate(luminamind_requests_total{namespace="luminamind"}[15s])) > 0'
-            ),
-            timeout=60,
-            what="traffic to show up in Prometheus",
+        # A healthy baseline in Prometheus before anything goes wrong: traffic measured, its
+        # error rate under the guide's bar (no fixed pause: the condition, with a timeout).
+        rate = wait_healthy(self.prometheus, NAMESPACE)
+        _say(
+            f"the simulated service is serving traffic (error rate {rate:.2%}); "
+            "Prometheus scrapes it every second"
         )
-        _say("the simulated service is serving traffic; Prometheus scrapes it every second")
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         process = ManagedProcess(
@@ -177,8 +262,7 @@ class Demo:
         self.extra.append(process)
 
     def ship_bad_version(self) -> None:
-        time.sleep(5)  # a few seconds of healthy traffic for the graphs, before the bad deploy
-        self.kubectl("set", "image", "-n", NAMESPACE, "deployment/luminamind", f"app={BAD_IMAGE}")
+        self.kubectl("set", "image", "-n", NAMESPACE, f"deployment/{SERVICE}", f"app={BAD_IMAGE}")
         _say(f"shipped {BAD_IMAGE.rsplit(':', 1)[1]}: 30% of requests now fail")
 
     def follow_incident(self, *, timeout: float = 300) -> dict[str, Any] | None:
@@ -210,22 +294,6 @@ class Demo:
             "groups": {p.name: p.pid for p in self.extra},
         }
         (self.workdir / "demo.json").write_text(json.dumps(state, indent=2))
-
-
-def _deployment(name: str, image: str, *, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NAMESPACE, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": image}]},
-            },
-        },
-    }
 
 
 def down(workdir: Path) -> None:

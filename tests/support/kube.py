@@ -1,12 +1,14 @@
-"""Small waiting helpers over the real API, shared by integration and e2e tests."""
+"""Deployments, rollouts and test namespaces over the real API (integration, e2e, benchmarks)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from localkube.processes import wait_until
+from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 
@@ -36,7 +38,8 @@ def deployment_manifest(
 
 
 def rollout_complete(apps: client.AppsV1Api, namespace: str, name: str) -> bool:
-    """The same test `kubectl rollout status` applies."""
+    """The same test `kubectl rollout status` applies. (The API server omits a replica count
+    of zero from the status, so an absent count is 0 here, not unknown.)"""
     dep = apps.read_namespaced_deployment(name, namespace)
     status, spec = dep.status, dep.spec
     return bool(
@@ -68,3 +71,31 @@ def replica_sets_by_revision(
         )
     ]
     return {rs.metadata.annotations["deployment.kubernetes.io/revision"]: rs for rs in owned}
+
+
+def create_namespace(api_client: client.ApiClient, prefix: str = "mt") -> str:
+    """A fresh namespace labelled as the suite's, ready for pods (its default ServiceAccount
+    exists: pods are refused until it does). ``mt-*`` namespaces are the session operator's;
+    any other prefix is one it does not watch."""
+    core = client.CoreV1Api(api_client)
+    name = new_namespace_name(prefix)
+    core.create_namespace(
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={TEST_NAMESPACE_LABEL: "true"})
+        )
+    )
+    wait_until(
+        lambda: core.read_namespaced_service_account("default", name),
+        timeout=30,
+        what=f"default ServiceAccount in {name}",
+    )
+    return name
+
+
+def delete_namespace(api_client: client.ApiClient, name: str) -> None:
+    """Delete it without waiting (the namespace controller finishes the job)."""
+    try:
+        client.CoreV1Api(api_client).delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise

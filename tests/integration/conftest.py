@@ -1,1 +1,0 @@
-"""Integration fixtures live in tests/world.py, shared with the end-to-end tier."""

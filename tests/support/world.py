@@ -1,0 +1,151 @@
+"""The parts of the shared test world that tests name: the signals exporter the integration
+policies read, where the operator's bridge listens, the operator's environment, the CRDs and
+the operator's own RBAC. The fixtures that build the world are in
+``tests.support.fixtures.world``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from kubernetes import client
+from prometheus_client import CollectorRegistry, Gauge
+
+from localkube.monitoring import Prometheus
+from localkube.processes import wait_until
+from localkube.testing import ClusterAccess
+
+ROOT = Path(__file__).resolve().parents[2]
+RULES = ROOT / "manifests" / "prometheus-rules.yaml"
+CRD_NAMES = ("incidents.mitigator.luminamind.io", "mitigationpolicies.mitigator.luminamind.io")
+# The operator of the session watches these namespaces (tests.support.kube.create_namespace).
+OPERATOR_NAMESPACES = "mt-*"
+
+
+def kubectl(cluster: ClusterAccess, *argv: str, stdin: str | None = None) -> str:
+    """Run kubectl against the test cluster as its admin; fail with kubectl's own words."""
+    result = subprocess.run(
+        ["kubectl", *argv],
+        input=stdin,
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(argv)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def install_crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
+    """Apply crds/ and wait until the API server serves both kinds."""
+    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    ext = client.ApiextensionsV1Api(api_client)
+
+    def established() -> bool:
+        for name in CRD_NAMES:
+            conditions = ext.read_custom_resource_definition(name).status.conditions or []
+            if not any(c.type == "Established" and c.status == "True" for c in conditions):
+                return False
+        return True
+
+    wait_until(established, timeout=30, what="CRDs to be Established")
+
+
+class Signals:
+    """Gauges the tests set; Prometheus scrapes them every second. Policies in these tests
+    read them through their own PromQL templates, as a user's policy reads any metric."""
+
+    def __init__(self, prometheus: Prometheus) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["namespace", "deployment"]
+        self.error_ratio = Gauge("mt_error_ratio", "5xx ratio", labels, registry=self.registry)
+        self.p95_seconds = Gauge("mt_p95_seconds", "p95 latency", labels, registry=self.registry)
+        self.prometheus = prometheus
+
+    def set(
+        self, namespace: str, deployment: str, *, error_ratio: float, p95_seconds: float
+    ) -> None:
+        self.error_ratio.labels(namespace, deployment).set(error_ratio)
+        self.p95_seconds.labels(namespace, deployment).set(p95_seconds)
+
+    def wait_scraped(self, namespace: str, deployment: str) -> None:
+        """Until Prometheus holds the current values: an alert fires on scraped data, and an
+        incident triaged before the first scrape would (rightly) find no data."""
+        expected = self.error_ratio.labels(namespace, deployment)._value.get()
+        selector = f'mt_error_ratio{{namespace="{namespace}",deployment="{deployment}"}}'
+
+        def scraped() -> bool:
+            result = self.prometheus.query(selector)
+            return bool(result) and float(result[0]["value"][1]) == expected
+
+        wait_until(scraped, timeout=30, what=f"Prometheus to scrape {selector}")
+
+
+@dataclass(frozen=True)
+class OperatorBridge:
+    """Where the session operator's in-process bridge listens, and its bearer token."""
+
+    port: int
+    token: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1/alerts"
+
+
+def operator_environment(prometheus_url: str) -> dict[str, str]:
+    """The settings of every operator the tests run: fast ticks, the test Prometheus, and this
+    checkout's code (not whatever `mitigator` an interpreter finds first)."""
+    return {
+        "PYTHONPATH": os.pathsep.join(str(ROOT / part) for part in ("operator", "tools", ".")),
+        "MITIGATOR_PROMETHEUS_URL": prometheus_url,
+        "MITIGATOR_TICK_SECONDS": "0.5",
+        "MITIGATOR_ESCALATION_TICK_SECONDS": "0.5",
+        "MITIGATOR_PROTECTED_NAMESPACES": "mt-protected-*",
+    }
+
+
+def service_account_kubeconfig(
+    cluster: ClusterAccess, api_client: client.ApiClient, destination: Path
+) -> Path:
+    """A kubeconfig for the operator's own ServiceAccount, bound by manifests/operator.yaml:
+    an operator run with it proves that RBAC grants everything it needs (RBAC is enforced)."""
+    kubectl(cluster, "apply", "-f", str(ROOT / "manifests" / "operator.yaml"))
+    core = client.CoreV1Api(api_client)
+    request = client.AuthenticationV1TokenRequest(
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=7200)
+    )
+    token = core.create_namespaced_service_account_token(
+        "mitigator", "mitigator-system", request
+    ).status.token
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    admin["users"] = [{"name": "mitigator", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "mitigator"
+    destination.write_text(yaml.safe_dump(admin))
+    return destination
+
+
+def start_operator(
+    kubeconfig: Path, prometheus: Prometheus, namespace: str, log: Path, **extra: str
+) -> subprocess.Popen[bytes]:
+    """The operator as its own process (`mitigator run`) for one namespace, logging to `log`.
+    Without the session operator's bridge settings: its port is taken by that operator."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MITIGATOR_BRIDGE_")}
+    env = {
+        **inherited,
+        **operator_environment(prometheus.url),
+        "KUBECONFIG": str(kubeconfig),
+        **extra,
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", namespace],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
