@@ -22,12 +22,11 @@ import pytest
 from kubernetes import client
 
 from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
-from mitigator.bridge.config import BridgeConfig
-from mitigator.bridge.mapping import (
+from mitigator.bridge.config import BridgeSettings as BridgeConfig
+from mitigator.bridge.identity import (
     LABEL_EPISODE,
     LABEL_GROUP,
     LABEL_SOURCE,
-    MappingRules,
     group_hash,
     incident_name,
 )
@@ -243,7 +242,7 @@ def quiet_namespace(api_client: client.ApiClient) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def bridge_server(kube: KubeClient, crds: None) -> Iterator[RunningBridge]:
-    config = bridge_config(rules=MappingRules(allowed_namespaces=("mt-*", "bt-*")))
+    config = bridge_config(namespaces=("mt-*", "bt-*"))
     with RunningBridge(kube, config) as running:
         yield running
 

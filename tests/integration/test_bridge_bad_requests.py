@@ -13,7 +13,6 @@ import pytest
 from kubernetes import client
 
 from localkube.testing import ClusterAccess
-from mitigator.bridge.mapping import MappingRules
 from mitigator.bridge.server import ALERTS_PATH
 from tests.integration.test_bridge import (
     TOKEN,
@@ -242,7 +241,7 @@ CASES = [
 
 @pytest.fixture(scope="module")
 def bridge_server(cluster: ClusterAccess, crds: None) -> Iterator[RunningBridge]:
-    config = bridge_config(rules=MappingRules(allowed_namespaces=("mt-*",)), max_body_bytes=LIMIT)
+    config = bridge_config(namespaces=("mt-*",), max_body_bytes=LIMIT)
     with RunningBridge(kube_for(cluster), config) as running:
         yield running
 
