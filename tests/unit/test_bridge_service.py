@@ -4,6 +4,7 @@ are 4xx, the API server's failures 503 (Alertmanager retries), and every write i
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any, cast
 
 import pytest
@@ -11,44 +12,91 @@ import pytest
 from mitigator.bridge.service import Answer, BridgeService
 from mitigator.bridge.targets import MappingRules
 from mitigator.bridge.telemetry import BridgeMetrics
-from mitigator.k8s import AlreadyExists, ApiError, Invalid, KubeClient, NamespaceNotFound
+from mitigator.k8s import (
+    AlreadyExists,
+    ApiError,
+    Conflict,
+    Invalid,
+    KubeClient,
+    NamespaceNotFound,
+    NotFound,
+)
 from mitigator.models.base import JsonObject
 from tests.unit.alerts import NOW, payload, wire_alert
 
 
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
 class FakeKube:
-    """Incidents in a dict; `failure`, when set, is what every call raises."""
+    """Incidents in a dict, with resourceVersions; `failure`, when set, is what every call
+    raises, `write_failure` what creates and patches raise."""
 
-    def __init__(self, failure: Exception | None = None) -> None:
+    def __init__(
+        self, failure: Exception | None = None, write_failure: Exception | None = None
+    ) -> None:
         self.failure = failure
+        self.write_failure = write_failure
         self.incidents: dict[tuple[str, str], JsonObject] = {}
+        self.writes = 0
+        self._version = 0
 
-    def _fail(self) -> None:
+    def _fail(self, write: bool = False) -> None:
         if self.failure is not None:
             raise self.failure
+        if write and self.write_failure is not None:
+            raise self.write_failure
+
+    def _stored(self, namespace: str, body: JsonObject) -> JsonObject:
+        self._version += 1
+        self.writes += 1
+        body = copy.deepcopy(body)
+        body["metadata"]["resourceVersion"] = str(self._version)
+        self.incidents[(namespace, body["metadata"]["name"])] = body
+        return copy.deepcopy(body)
 
     def create_incident(self, namespace: str, body: JsonObject) -> JsonObject:
-        self._fail()
+        self._fail(write=True)
         key = (namespace, body["metadata"]["name"])
         if key in self.incidents:
             raise AlreadyExists(f"Incident {namespace}/{key[1]} already exists")
-        self.incidents[key] = body
-        return body
+        return self._stored(namespace, body)
 
     def list_incidents(self, namespace: str, *, label_selector: str = "") -> list[JsonObject]:
         self._fail()
         label, _, value = label_selector.partition("=")
         return [
-            body
+            copy.deepcopy(body)
             for (where, _), body in self.incidents.items()
-            if where == namespace and body["metadata"]["labels"].get(label) == value
+            if where == namespace
+            and (not label or (body["metadata"].get("labels") or {}).get(label) == value)
         ]
 
-    def read_incident(self, namespace: str, name: str) -> JsonObject:  # pragma: no cover
-        raise AssertionError("not read in these tests")
+    def read_incident(self, namespace: str, name: str) -> JsonObject:
+        self._fail()
+        if (namespace, name) not in self.incidents:
+            raise NotFound(f"Incident {namespace}/{name} not found")
+        return copy.deepcopy(self.incidents[(namespace, name)])
 
     def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
-        raise AssertionError("not patched in these tests")  # pragma: no cover
+        self._fail(write=True)
+        current = self.incidents.get((namespace, name))
+        if current is None:
+            raise NotFound(f"Incident {namespace}/{name} not found")
+        version = (patch.get("metadata") or {}).get("resourceVersion")
+        if version is not None and version != current["metadata"]["resourceVersion"]:
+            raise Conflict(f"Incident {namespace}/{name}: conflict")
+        return self._stored(namespace, merge_patch(current, patch))
 
 
 def accept(kube: FakeKube, metrics: BridgeMetrics | None = None) -> Answer:
@@ -120,7 +168,7 @@ def test_api_server_failures_are_a_503(failure: Exception, mentions: str, transi
 )
 def test_what_the_api_server_refuses_is_a_422(failure: Exception, reason: str) -> None:
     metrics = BridgeMetrics()
-    answer = accept(FakeKube(failure), metrics)
+    answer = accept(FakeKube(write_failure=failure), metrics)
     assert answer.status == 422
     assert answer.body["error"] == reason
     assert [note["fingerprint"] for note in answer.body["rejected"]] == ["a", "b"]

@@ -30,6 +30,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
 from mitigator.bridge.config import BridgeSettings
+from mitigator.bridge.notes import clip
 from mitigator.bridge.payload import PayloadError, parse_payload
 from mitigator.bridge.service import Answer, BridgeService
 from mitigator.bridge.telemetry import BridgeMetrics
@@ -76,7 +77,7 @@ async def _read_payload(request: web.Request, limit: int) -> bytes:
         raise Refused(
             415,
             "unsupported_media_type",
-            f"Content-Type must be application/json, not {request.content_type}",
+            f"Content-Type must be application/json, not {clip(request.content_type)}",
         )
     too_large = f"the request body is larger than {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
@@ -166,7 +167,11 @@ class Bridge:
         token = settings.bearer_token()  # ConfigError without one
         self.metrics = BridgeMetrics()
         self.service = BridgeService(
-            kube, settings.rules, concurrency=settings.concurrency, metrics=self.metrics
+            kube,
+            settings.rules,
+            concurrency=settings.concurrency,
+            metrics=self.metrics,
+            limits=settings.limits,
         )
         self.app = create_app(self.service, token, settings.max_body_bytes)
         self._runner: web.AppRunner | None = None
