@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from mitigator.bridge.limits import read_dropped
+from mitigator.bridge.payload import WebhookPayload
 from mitigator.bridge.service import Answer, BridgeService
 from mitigator.bridge.targets import MappingRules
 from mitigator.bridge.telemetry import BridgeMetrics
@@ -99,7 +103,9 @@ class FakeKube:
         return self._stored(namespace, merge_patch(current, patch))
 
 
-def accept(kube: FakeKube, metrics: BridgeMetrics | None = None) -> Answer:
+def accept(
+    kube: FakeKube, metrics: BridgeMetrics | None = None, sent: WebhookPayload | None = None
+) -> Answer:
     service = BridgeService(
         cast(KubeClient, kube),
         MappingRules(),
@@ -108,7 +114,7 @@ def accept(kube: FakeKube, metrics: BridgeMetrics | None = None) -> Answer:
         clock=lambda: NOW,
     )
     try:
-        return asyncio.run(service.accept(payload(wire_alert("a"), wire_alert("b"))))
+        return asyncio.run(service.accept(sent or payload(wire_alert("a"), wire_alert("b"))))
     finally:
         service.close()
 
@@ -119,7 +125,7 @@ def test_created_then_unchanged_on_a_resend() -> None:
     assert first.status == 200
     [outcome] = first.body["incidents"]
     assert (outcome["result"], outcome["alerts"], outcome["recorded"]) == ("created", 2, 2)
-    # A new service has not seen the group: it creates first, finds the name taken, reads.
+    # A new service has not seen the group: it lists the namespace and finds it.
     again = accept(kube)
     assert again.status == 200
     assert [o["result"] for o in again.body["incidents"]] == ["unchanged"]
@@ -183,3 +189,170 @@ def test_a_bug_is_not_an_api_failure() -> None:
 
     with pytest.raises(TypeError):
         accept(Broken())
+
+
+# ----------------------------------------------------------------- too large
+
+
+class ClientError(Exception):
+    """What the kubernetes client raises: a status and the API server's answer."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = message
+        self.body = json.dumps({"kind": "Status", "message": message, "code": status}).encode()
+
+
+def too_large(status: int, message: str, reason: str) -> ApiError:
+    error = ApiError(f"Incident prod/web-x: API error {status}: {reason}", status=status)
+    error.__cause__ = ClientError(status, message)
+    return error
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        too_large(413, "Request entity too large: limit is 3145728", "Request Entity Too Large"),
+        too_large(500, "etcdserver: request is too large", "Internal Server Error"),
+        too_large(
+            500,
+            "rpc error: code = ResourceExhausted desc = trying to send message larger than max "
+            "(2514881 vs. 2097152)",
+            "Internal Server Error",
+        ),
+    ],
+    ids=["413", "etcd", "grpc"],
+)
+def test_an_incident_too_large_to_store_is_a_413_not_a_503(failure: ApiError) -> None:
+    metrics = BridgeMetrics()
+    answer = accept(FakeKube(write_failure=failure), metrics)
+    assert answer.status == 413
+    assert answer.body["error"] == "incident_too_large"
+    assert "too large" in answer.body["message"]
+    assert metrics.value("mitigator_bridge_api_failures_total") == 0
+    assert (
+        metrics.value("mitigator_bridge_alerts_rejected_total", {"reason": "incident_too_large"})
+        == 2
+    )
+
+
+def test_any_other_5xx_is_still_a_503() -> None:
+    failure = too_large(500, "etcdserver: leader changed", "Internal Server Error")
+    assert accept(FakeKube(write_failure=failure)).status == 503
+
+
+# ----------------------------------------------------------------- attaching, counting
+
+
+def test_a_second_group_for_the_same_target_is_attached() -> None:
+    kube = FakeKube()
+    metrics = BridgeMetrics()
+    first = accept(kube, metrics, payload(wire_alert("a"), key="{}:{alertname=A}"))
+    second = payload(wire_alert("b", alertname="HighLatency"), key="{}:{alertname=B}")
+    answers = [accept(kube, metrics, second) for _ in range(3)]
+    [created] = first.body["incidents"]
+    assert [a.body["incidents"][0]["result"] for a in answers] == [
+        "attached",
+        "unchanged",
+        "unchanged",
+    ]
+    assert {a.body["incidents"][0]["name"] for a in answers} == {created["name"]}
+    [(_, only)] = kube.incidents.items()
+    assert [a["fingerprint"] for a in only["spec"]["source"]["alerts"]] == ["a", "b"]
+    assert metrics.value("mitigator_bridge_incidents_attached_total") == 1
+
+
+def test_truncated_alerts_are_counted_and_recorded() -> None:
+    kube = FakeKube()
+    metrics = BridgeMetrics()
+    sent = payload(wire_alert("a"), truncatedAlerts=12)
+    answer = accept(kube, metrics, sent)
+    accept(kube, metrics, sent)
+    assert answer.body["truncatedAlerts"] == 12
+    assert metrics.value("mitigator_bridge_alerts_truncated_total") == 24
+    [(_, stored)] = kube.incidents.items()
+    [entry] = read_dropped(stored["metadata"]["annotations"]).values()
+    assert entry.truncated_alerts == 12
+
+
+# ----------------------------------------------------------------- pods
+
+
+class Objects:
+    """`read_namespaced_<kind>` of the kubernetes client, over a dict of objects."""
+
+    def __init__(self, objects: dict[str, JsonObject]) -> None:
+        self.objects = objects
+        self.reads = 0
+
+    def _read(self, name: str, namespace: str, **_: Any) -> Any:
+        self.reads += 1
+        if name not in self.objects:
+            raise ClientError(404, f'"{name}" not found')
+        return SimpleNamespace(data=json.dumps(self.objects[name]).encode())
+
+    read_namespaced_pod = _read
+    read_namespaced_replica_set = _read
+
+
+def owned_by(kind: str, name: str) -> JsonObject:
+    return {"metadata": {"ownerReferences": [{"kind": kind, "name": name, "controller": True}]}}
+
+
+def test_pods_are_followed_through_their_replica_set() -> None:
+    kube = FakeKube()
+    pods = Objects(
+        {"web-7d9f-abc": owned_by("ReplicaSet", "web-7d9f"), "db-0": owned_by("StatefulSet", "db")}
+    )
+    kube.core = pods  # type: ignore[attr-defined]
+    kube.apps = Objects({"web-7d9f": owned_by("Deployment", "web")})  # type: ignore[attr-defined]
+    metrics = BridgeMetrics()
+    sent = payload(
+        wire_alert("a", deployment=None, pod="web-7d9f-abc"),
+        wire_alert("b", deployment=None, pod="db-0"),
+        wire_alert("c", deployment=None, pod="gone-1"),
+    )
+    service = BridgeService(
+        cast(KubeClient, kube), MappingRules(), concurrency=2, metrics=metrics, clock=lambda: NOW
+    )
+    try:
+        answer = asyncio.run(service.accept(sent))
+        reads = pods.reads
+        # What was found is remembered: a resend reads no pod again for it.
+        asyncio.run(service.accept(payload(wire_alert("a", deployment=None, pod="web-7d9f-abc"))))
+        assert pods.reads == reads
+    finally:
+        service.close()
+    assert answer.status == 200
+    [outcome] = answer.body["incidents"]
+    assert (outcome["target"], outcome["alerts"]) == ("web", 1)
+    assert [(n["fingerprint"], n["reason"]) for n in answer.body["unmapped"]] == [
+        ("b", "pod_not_in_deployment"),
+        ("c", "unknown_pod"),
+    ]
+    assert "StatefulSet db" in answer.body["unmapped"][0]["message"]
+    assert metrics.value("mitigator_bridge_pods_followed_total", {"result": "deployment"}) == 2
+
+
+def test_a_pod_the_bridge_may_not_read_is_unmapped_with_the_reason() -> None:
+    kube = FakeKube()
+    kube.core = SimpleNamespace(  # type: ignore[attr-defined]
+        read_namespaced_pod=Objects({})._read
+    )
+
+    def forbidden(*_: Any, **__: Any) -> Any:
+        raise ClientError(403, "forbidden")
+
+    kube.core.read_namespaced_pod = forbidden  # type: ignore[attr-defined]
+    answer = accept(kube, None, payload(wire_alert("a", deployment=None, pod="web-1")))
+    assert answer.status == 200
+    [note] = answer.body["unmapped"]
+    assert note["reason"] == "pod_lookup_failed"
+    assert "get on pods" in note["message"]
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise ClientError(503, "unavailable")
+
+    kube.core.read_namespaced_pod = unavailable  # type: ignore[attr-defined]
+    assert accept(kube, None, payload(wire_alert("a", deployment=None, pod="web-2"))).status == 503
