@@ -16,6 +16,7 @@ Alertmanager does not retry); any other failure is `ApiFailure` (503, retried).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import OrderedDict
@@ -81,10 +82,16 @@ class TargetResult:
 
 
 def _server_message(exc: BaseException) -> str:
-    # TODO(k8s): ApiError should carry the metav1.Status message; until then it is read from
-    # the client's exception that caused it.
+    """The message of the metav1.Status the API server answered with, if any."""
+    # TODO(k8s): ApiError should carry it; until then it is read from the client's exception
+    # that caused the ApiError.
     body = getattr(exc.__cause__, "body", None) or b""
-    return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        status = json.loads(text)
+    except ValueError:
+        return text
+    return str(status.get("message") or text) if isinstance(status, dict) else text
 
 
 def is_too_large(exc: BaseException) -> bool:
@@ -134,7 +141,7 @@ class Upserter:
                 return TargetResult(rejected=target.notes(Reason.REFUSED, message))
             except TooLarge as exc:
                 message = (
-                    f"the API server refuses to store an Incident this large ({exc}); the "
+                    f"the Incident is too large for the API server to store ({exc}); the "
                     "alerts are not recorded. Lower MITIGATOR_BRIDGE_MAX_ALERTS_PER_INCIDENT, "
                     "MITIGATOR_BRIDGE_MAX_LABELS_PER_ALERT or the label size limits"
                 )
