@@ -84,7 +84,7 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (defaults.host, defaults.port) == ("127.0.0.1", None)
     assert (defaults.tls_cert, defaults.tls_key) == (None, None)
     assert defaults.limits == StorageLimits(
-        max_alerts=100, max_labels=32, max_label_name_bytes=128, max_label_value_bytes=256
+        max_alerts=100, max_labels=32, max_label_name_bytes=64, max_label_value_bytes=256
     )
 
 

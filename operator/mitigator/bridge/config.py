@@ -16,7 +16,7 @@ reading a token file is the only I/O.
   no target label is present (default pod).
 - ``MITIGATOR_BRIDGE_MAX_ALERTS_PER_INCIDENT`` (default and at most 100, the CRD's limit),
   ``MITIGATOR_BRIDGE_MAX_LABELS_PER_ALERT`` (default 32),
-  ``MITIGATOR_BRIDGE_MAX_LABEL_NAME_BYTES`` (default 128) and
+  ``MITIGATOR_BRIDGE_MAX_LABEL_NAME_BYTES`` (default 64) and
   ``MITIGATOR_BRIDGE_MAX_LABEL_VALUE_BYTES`` (default 256): what an Incident stores of an
   alert group; the rest is counted, not stored (see `mitigator.bridge.limits`).
 - ``MITIGATOR_BRIDGE_MAX_BODY_BYTES`` (default 1 MiB), ``MITIGATOR_BRIDGE_CONCURRENCY``

@@ -16,9 +16,12 @@ entry per group whose latest notification left something out:
 - ``truncatedAlerts``: the alerts Alertmanager itself left out of that notification (its
   ``max_alerts``), as it reported them.
 
-At the defaults (100 alerts × 32 labels × (128 + 256) bytes) the alerts of an Incident stay
-near 1.2 MB, under etcd's limit; a larger setting can exceed it, and the bridge then answers
-413 (see `mitigator.bridge.upsert`).
+A label costs its name twice (the API server's managedFields repeat every map key) and its
+value once: at the defaults (100 alerts × 32 labels × (2 × 64 + 256) bytes) the largest
+Incident the bridge writes measures about 1.2 MB with its managedFields
+(tests/integration/test_bridge_hardening.py), leaving room under etcd's 1.5 MiB for the
+operator's status. Larger settings can exceed it, and the bridge then answers 413 (see
+`mitigator.bridge.upsert`).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ ANNOTATION_DROPPED = f"{API_GROUP}/bridge-dropped"
 # spec.source.alerts holds at most this many alerts (the CRD's maxItems).
 MAX_RECORDED_ALERTS = 100
 DEFAULT_MAX_LABELS = 32
-DEFAULT_MAX_LABEL_NAME_BYTES = 128
+DEFAULT_MAX_LABEL_NAME_BYTES = 64
 DEFAULT_MAX_LABEL_VALUE_BYTES = 256
 # Groups counted on one Incident; more are not worth an ever-growing annotation.
 MAX_DROPPED_ENTRIES = 100
