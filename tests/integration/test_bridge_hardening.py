@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -458,6 +459,23 @@ def test_a_second_alert_group_joins_the_first_groups_incident(
         (created["name"], "unchanged"),
     ]
     assert recorded(only_incident(api_client, quiet)) == {"e" * 16: "firing", "1" * 16: "firing"}
+
+
+def test_groups_firing_together_for_one_target_make_one_incident(
+    bridge_server: RunningBridge, api_client: client.ApiClient, quiet: str
+) -> None:
+    """Errors and latency after a bad deploy fire at once, each its own alert group."""
+    groups = [
+        webhook(alert(quiet, fingerprint=f"{i:016x}"), group_key=f'{{}}:{{alertname="A{i}"}}')
+        for i in range(8)
+    ]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(bridge_server.post, groups))
+
+    assert [status for status, _ in answers] == [200] * 8
+    results = sorted(body["incidents"][0]["result"] for _, body in answers)
+    assert results == ["attached"] * 7 + ["created"]
+    assert len(recorded(only_incident(api_client, quiet))) == 8
 
 
 @pytest.mark.parametrize("phase", ["Resolved", "Failed"])

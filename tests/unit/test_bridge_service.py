@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import threading
+import time
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -47,13 +49,18 @@ class FakeKube:
     raises, `write_failure` what creates and patches raise."""
 
     def __init__(
-        self, failure: Exception | None = None, write_failure: Exception | None = None
+        self,
+        failure: Exception | None = None,
+        write_failure: Exception | None = None,
+        latency: float = 0,
     ) -> None:
+        self.latency = latency  # of each list, to widen the window for races
         self.failure = failure
         self.write_failure = write_failure
         self.incidents: dict[tuple[str, str], JsonObject] = {}
         self.writes = 0
         self._version = 0
+        self._lock = threading.Lock()
 
     def _fail(self, write: bool = False) -> None:
         if self.failure is not None:
@@ -72,19 +79,22 @@ class FakeKube:
     def create_incident(self, namespace: str, body: JsonObject) -> JsonObject:
         self._fail(write=True)
         key = (namespace, body["metadata"]["name"])
-        if key in self.incidents:
-            raise AlreadyExists(f"Incident {namespace}/{key[1]} already exists")
-        return self._stored(namespace, body)
+        with self._lock:
+            if key in self.incidents:
+                raise AlreadyExists(f"Incident {namespace}/{key[1]} already exists")
+            return self._stored(namespace, body)
 
     def list_incidents(self, namespace: str, *, label_selector: str = "") -> list[JsonObject]:
         self._fail()
         label, _, value = label_selector.partition("=")
-        return [
+        found = [
             copy.deepcopy(body)
             for (where, _), body in self.incidents.items()
             if where == namespace
             and (not label or (body["metadata"].get("labels") or {}).get(label) == value)
         ]
+        time.sleep(self.latency)  # the answer is on its way while others write
+        return found
 
     def read_incident(self, namespace: str, name: str) -> JsonObject:
         self._fail()
@@ -98,9 +108,10 @@ class FakeKube:
         if current is None:
             raise NotFound(f"Incident {namespace}/{name} not found")
         version = (patch.get("metadata") or {}).get("resourceVersion")
-        if version is not None and version != current["metadata"]["resourceVersion"]:
-            raise Conflict(f"Incident {namespace}/{name}: conflict")
-        return self._stored(namespace, merge_patch(current, patch))
+        with self._lock:
+            if version is not None and version != current["metadata"]["resourceVersion"]:
+                raise Conflict(f"Incident {namespace}/{name}: conflict")
+            return self._stored(namespace, merge_patch(current, patch))
 
 
 def accept(
@@ -261,6 +272,26 @@ def test_a_second_group_for_the_same_target_is_attached() -> None:
     [(_, only)] = kube.incidents.items()
     assert [a["fingerprint"] for a in only["spec"]["source"]["alerts"]] == ["a", "b"]
     assert metrics.value("mitigator_bridge_incidents_attached_total") == 1
+
+
+def test_groups_firing_together_for_one_target_make_one_incident() -> None:
+    kube = FakeKube(latency=0.02)
+    service = BridgeService(
+        cast(KubeClient, kube), MappingRules(), concurrency=8, metrics=BridgeMetrics()
+    )
+    groups = [payload(wire_alert(f"f{i}"), key=f"{{}}:{{group={i}}}") for i in range(8)]
+
+    async def together() -> list[Answer]:
+        return list(await asyncio.gather(*(service.accept(group) for group in groups)))
+
+    try:
+        answers = asyncio.run(together())
+    finally:
+        service.close()
+    results = sorted(answer.body["incidents"][0]["result"] for answer in answers)
+    assert results == ["attached"] * 7 + ["created"]
+    [(_, only)] = kube.incidents.items()
+    assert len(only["spec"]["source"]["alerts"]) == 8
 
 
 def test_truncated_alerts_are_counted_and_recorded() -> None:

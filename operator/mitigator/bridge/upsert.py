@@ -42,6 +42,8 @@ MAX_ATTEMPTS = 8
 # it was attached to). Only a hint for what to read first; every path is correct without it.
 _RECENT_GROUPS = 10_000
 _OWN = ""
+# Targets are written one at a time (per bridge process), through this many striped locks.
+_TARGET_LOCKS = 64
 # How the API server says an object is too large to store (413, or etcd's and gRPC's 5xx).
 _TOO_LARGE = ("request entity too large", "request is too large", "larger than max")
 
@@ -125,9 +127,19 @@ class Upserter:
         self.clock = clock
         self._recent: OrderedDict[str, str] = OrderedDict()
         self._recent_lock = threading.Lock()
+        self._target_locks = [threading.Lock() for _ in range(_TARGET_LOCKS)]
 
     def upsert(self, target: TargetAlerts) -> TargetResult:
-        """Create the target's Incident, or merge the alerts into the one they belong to."""
+        """Create the target's Incident, or merge the alerts into the one they belong to.
+
+        One target at a time in this bridge: two groups firing together for one Deployment
+        (errors and latency after a bad deploy) make one Incident, the second attached to
+        the first. Two bridge replicas can still race; the operator's claim on the target
+        keeps them from both mitigating."""
+        with self._target_locks[hash((target.namespace, target.deployment)) % _TARGET_LOCKS]:
+            return self._upsert(target)
+
+    def _upsert(self, target: TargetAlerts) -> TargetResult:
         clashes: set[str] = set()  # names a create found taken
         for _ in range(MAX_ATTEMPTS):
             decision = self._decide(target)
