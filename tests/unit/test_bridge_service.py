@@ -294,6 +294,26 @@ def test_groups_firing_together_for_one_target_make_one_incident() -> None:
     assert len(only["spec"]["source"]["alerts"]) == 8
 
 
+def test_a_stale_memory_of_the_incident_costs_a_read_never_a_lost_write() -> None:
+    kube = FakeKube()
+    service = BridgeService(
+        cast(KubeClient, kube), MappingRules(), concurrency=2, metrics=BridgeMetrics()
+    )
+    try:
+        asyncio.run(service.accept(payload(wire_alert("a"), key="{}:{g=1}")))
+        [(namespace, name)] = kube.incidents
+        # Someone else writes the Incident after the bridge did (another bridge replica).
+        alerts = [*kube.incidents[(namespace, name)]["spec"]["source"]["alerts"]]
+        alerts.append({"fingerprint": "x", "status": "firing"})
+        kube.patch_incident(namespace, name, {"spec": {"source": {"alerts": alerts}}})
+        answer = asyncio.run(service.accept(payload(wire_alert("b"), key="{}:{g=2}")))
+    finally:
+        service.close()
+    assert answer.body["incidents"][0]["result"] == "attached"
+    stored = kube.incidents[(namespace, name)]
+    assert [a["fingerprint"] for a in stored["spec"]["source"]["alerts"]] == ["a", "x", "b"]
+
+
 def test_truncated_alerts_are_counted_and_recorded() -> None:
     kube = FakeKube()
     metrics = BridgeMetrics()

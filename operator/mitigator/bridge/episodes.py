@@ -93,11 +93,22 @@ def source_of(incident: Mapping[str, Any]) -> IncidentSource:
         return IncidentSource(type=SourceType.ALERTMANAGER)
 
 
+def _raw_source(incident: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (incident.get("spec") or {}).get("source") or {}
+
+
 def closed(incident: Mapping[str, Any]) -> bool:
     """Alertmanager reported all its alerts resolved and the operator is done with it."""
     phase = _phase(incident)
-    resolved = source_of(incident).resolved_at is not None
+    resolved = bool(_raw_source(incident).get("resolvedAt"))
     return resolved and phase is not None and phase.is_terminal
+
+
+def lists_alerts_of(incident: Mapping[str, Any], target: TargetAlerts) -> bool:
+    """The Incident lists some of the target's alerts (read without validating them all)."""
+    mine = {record.fingerprint for record in target.records}
+    listed = _raw_source(incident).get("alerts") or ()
+    return any(isinstance(a, dict) and a.get("fingerprint") in mine for a in listed)
 
 
 @dataclass(frozen=True)
@@ -169,9 +180,8 @@ def decide(
     the Incidents of its namespace that may host them (read when `open_episode` is None)."""
     known = episodes(incidents)
     latest = known[-1] if known else None
-    mine = {record.fingerprint for record in target.records}
     others = _hosts(target, hosts)
-    listing = [h for h in others if any(a.fingerprint in mine for a in source_of(h).alerts)]
+    listing = [host for host in others if lists_alerts_of(host, target)]
     # Where the group's alerts are: its own latest episode, or an Incident it was attached to.
     homes = [*((latest.incident,) if latest else ()), *reversed(listing)]
     home = next((h for h in homes if not closed(h)), homes[0] if homes else None)

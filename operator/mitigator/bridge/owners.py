@@ -20,9 +20,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from mitigator import k8s
+from mitigator.bridge.failures import ApiFailure, describe_failure
 from mitigator.bridge.notes import Reason
 from mitigator.bridge.targets import PodOwner, PodRef, Unowned, controller_of
-from mitigator.bridge.upsert import ApiFailure, describe_failure
 from mitigator.k8s.errors import translate
 from mitigator.models.base import JsonObject
 

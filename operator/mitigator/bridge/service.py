@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 from mitigator import k8s
+from mitigator.bridge.failures import ApiFailure
 from mitigator.bridge.grouping import GroupMapping, map_payload, pods_named
 from mitigator.bridge.limits import StorageLimits
 from mitigator.bridge.notes import AlertNote, Reason, clip
@@ -39,7 +40,7 @@ from mitigator.bridge.owners import PodOwners
 from mitigator.bridge.payload import WebhookPayload
 from mitigator.bridge.targets import MappingRules, PodOwner, PodRef
 from mitigator.bridge.telemetry import BridgeMetrics
-from mitigator.bridge.upsert import ApiFailure, TargetResult, Upserter, utc_now
+from mitigator.bridge.upsert import TargetResult, Upserter, utc_now
 from mitigator.models.base import JsonObject
 
 log = logging.getLogger("mitigator.bridge")

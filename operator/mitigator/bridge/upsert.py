@@ -2,10 +2,12 @@
 client is synchronous): read what exists, `episodes.decide`, write, and read again when a
 concurrent writer got there first.
 
-What it reads: a group the bridge has not written lately is probably new, so one list of the
-namespace's Incidents shows both the group's own and the target's other open ones (to attach
-to) at once. A group it wrote lately is probably a resend: a list by the group's label, or
-the one Incident it was attached to.
+What it reads (see `Upserter._decide`): a resend of a group attached to another Incident
+reads that Incident; a resend of a group with its own Incident lists the group's Incidents by
+label; a new group of a target the bridge wrote lately lists the group's (none, usually) and
+reads the target's Incident it wrote last, to attach to. Only a new group of a target not
+written lately, or when those reads do not settle it, lists the whole namespace, which shows
+the group's own Incidents and the target's others at once.
 
 How the API server's answers end: a missing namespace or an invalid Incident is the alerts'
 fault (rejected, 422); an Incident the API server will not store because it is too large
@@ -16,19 +18,35 @@ Alertmanager does not retry); any other failure is `ApiFailure` (503, retried).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from mitigator import k8s
-from mitigator.bridge.episodes import Create, Decision, Keep, Patch, Skip, decide, open_episode
+from mitigator.bridge.episodes import (
+    Create,
+    Decision,
+    Keep,
+    Patch,
+    Skip,
+    closed,
+    decide,
+    lists_alerts_of,
+    open_episode,
+)
+from mitigator.bridge.failures import (
+    ApiFailure,
+    TooLarge,
+    describe_failure,
+    is_too_large,
+    server_message,
+)
 from mitigator.bridge.grouping import TargetAlerts
 from mitigator.bridge.identity import LABEL_GROUP
+from mitigator.bridge.memory import Recent
 from mitigator.bridge.notes import AlertNote, Reason, clip
 from mitigator.bridge.telemetry import BridgeMetrics
 from mitigator.models.base import JsonObject
@@ -38,25 +56,11 @@ log = logging.getLogger("mitigator.bridge")
 # Attempts at one target before answering 503: each lost race (a concurrent create, a
 # resourceVersion conflict) costs one.
 MAX_ATTEMPTS = 8
-# Groups recently written, and where to (the group's own Incidents, or the name of the one
-# it was attached to). Only a hint for what to read first; every path is correct without it.
-_RECENT_GROUPS = 10_000
-_OWN = ""
 # Targets are written one at a time (per bridge process), through this many striped locks.
 _TARGET_LOCKS = 64
-# How the API server says an object is too large to store (413, or etcd's and gRPC's 5xx).
-_TOO_LARGE = ("request entity too large", "request is too large", "larger than max")
 
 Result = Literal["created", "updated", "attached", "unchanged"]
 _T = TypeVar("_T")
-
-
-class ApiFailure(RuntimeError):
-    """The Kubernetes API failed in a way a retry may fix: answered 503."""
-
-
-class TooLarge(RuntimeError):
-    """The API server refuses to store an Incident this large."""
 
 
 def utc_now() -> datetime:
@@ -83,38 +87,6 @@ class TargetResult:
     skipped: tuple[AlertNote, ...] = ()
 
 
-def _server_message(exc: BaseException) -> str:
-    """The message of the metav1.Status the API server answered with, if any."""
-    # TODO(k8s): ApiError should carry it; until then it is read from the client's exception
-    # that caused the ApiError.
-    body = getattr(exc.__cause__, "body", None) or b""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    try:
-        status = json.loads(text)
-    except ValueError:
-        return text
-    return str(status.get("message") or text) if isinstance(status, dict) else text
-
-
-def is_too_large(exc: BaseException) -> bool:
-    if not isinstance(exc, k8s.ApiError) or exc.status is None:
-        return False
-    text = f"{exc} {_server_message(exc)}".lower()
-    return exc.status == 413 or (exc.status >= 500 and any(m in text for m in _TOO_LARGE))
-
-
-def describe_failure(exc: Exception) -> str:
-    """One line for the 503 and the log: the API server's answer, or why none came."""
-    if not isinstance(exc, k8s.ApiError):  # no answer at all: refused, timed out, TLS
-        return f"{type(exc).__name__}: {clip(' '.join(str(exc).split()), 300)}"
-    answer = str(exc) if exc.status is None else f"HTTP {exc.status}: {exc}"
-    if exc.transient:
-        return answer
-    # Forbidden, Unauthorized, ...: not the alerts' fault, so still a 503 that Alertmanager
-    # retries, but only a change to the bridge's credentials or RBAC will make it pass.
-    return f"{answer} (not transient: check the bridge's credentials and RBAC)"
-
-
 class Upserter:
     def __init__(
         self,
@@ -125,8 +97,7 @@ class Upserter:
         self.kube = kube
         self.metrics = metrics
         self.clock = clock
-        self._recent: OrderedDict[str, str] = OrderedDict()
-        self._recent_lock = threading.Lock()
+        self.recent = Recent()
         self._target_locks = [threading.Lock() for _ in range(_TARGET_LOCKS)]
 
     def upsert(self, target: TargetAlerts) -> TargetResult:
@@ -168,31 +139,52 @@ class Upserter:
                         return TargetResult(rejected=target.notes(Reason.REFUSED, taken))
                 clashes.add(decision.name)
             except (k8s.Conflict, k8s.NotFound):
-                pass  # changed or deleted under us: read again
+                # Changed or deleted under us: read again.
+                self.recent.forget_object((target.namespace, target.deployment))
         raise ApiFailure(
             f"the Incidents of alert group {clip(target.group_key)!r} in {target.namespace} "
             f"kept changing; gave up after {MAX_ATTEMPTS} attempts"
         )
 
     def _decide(self, target: TargetAlerts) -> Decision:
+        """Read as little as what the bridge wrote lately allows, then decide; the whole
+        namespace is listed only when that is not enough to know."""
         namespace, now = target.namespace, self.clock()
-        hint = self._hint(target.group_hash)
-        if hint is None:
+        hint = self.recent.where(target.group_hash)
+        if hint:  # attached there last time: probably where its alerts still go
+            decision = self._attach_to(target, hint, None, now)
+            if decision is not None:
+                return decision
+        guess = self.recent.last_for((namespace, target.deployment))
+        if hint is None and guess is None:  # a new group of a target not written lately
             everything = self._api(self.kube.list_incidents, namespace)
             own = [i for i in everything if _group_of(i) == target.group_label]
             return decide(target, own, now, everything)
         own = self._api(self._group_incidents, namespace, target.group_selector)
         if open_episode(own) is not None:
             return decide(target, own, now)
-        if hint != _OWN:  # the Incident it was attached to, as a first guess
-            try:
-                host = self._api(self.kube.read_incident, namespace, hint)
-            except k8s.NotFound:
-                host = None
-            decision = decide(target, own, now, [host] if host else [])
-            if not isinstance(decision, Create):
+        if guess:  # the target's Incident written last: probably open, to attach to
+            decision = self._attach_to(target, guess, own, now)
+            if decision is not None:
                 return decision
         return decide(target, own, now, self._api(self.kube.list_incidents, namespace))
+
+    def _attach_to(
+        self, target: TargetAlerts, name: str, own: list[JsonObject] | None, now: datetime
+    ) -> Decision | None:
+        """The decision with the Incident `name` as the host, if that settles it: first from
+        the Incident as the bridge wrote it, when that gives a patch (its resourceVersion
+        guards it), else from the Incident as read now."""
+        remembered = self.recent.written((target.namespace, target.deployment), name)
+        if remembered is not None:
+            decision = _settled(target, remembered, own, now)
+            if isinstance(decision, Patch):
+                return decision
+        try:
+            host = self._api(self.kube.read_incident, target.namespace, name)
+        except k8s.NotFound:
+            return None
+        return _settled(target, host, own, now)
 
     def _carry_out(self, target: TargetAlerts, decision: Decision) -> TargetResult:
         namespace, alerts = target.namespace, len(target.records)
@@ -200,13 +192,13 @@ class Upserter:
             return TargetResult(skipped=target.notes(Reason.NO_OPEN_INCIDENT, decision.message))
         result: Result
         if isinstance(decision, Create):
-            created = self._api(self.kube.create_incident, namespace, decision.body)
+            created = written = self._api(self.kube.create_incident, namespace, decision.body)
             name, result = decision.name, "created"
             recorded = len(created["spec"]["source"].get("alerts", []))
             self.metrics.incidents_created.inc()
             dropped = target.dropped(target.spec.source.alerts).alerts
         elif isinstance(decision, Patch):
-            self._api(self.kube.patch_incident, namespace, decision.name, decision.patch)
+            written = self._api(self.kube.patch_incident, namespace, decision.name, decision.patch)
             name, recorded = decision.name, decision.recorded
             result = "attached" if decision.attached else "updated"
             counter = self.metrics.incidents_attached if decision.attached else None
@@ -216,10 +208,12 @@ class Upserter:
             assert isinstance(decision, Keep)
             name, result, recorded = decision.name, "unchanged", decision.recorded
             self.metrics.incidents_unchanged.inc()
+            written = None
             dropped = decision.dropped
         self.metrics.alerts_dropped.inc(dropped)
         attached = isinstance(decision, Patch | Keep) and decision.attached
-        self._remember(target.group_hash, name if attached else _OWN)
+        key = (namespace, target.deployment)
+        self.recent.remember(target.group_hash, key, written, name=name, own=not attached)
         if result == "attached":
             log.info(
                 "bridge: alerts of Deployment %s/%s attached to its open Incident %s",
@@ -257,19 +251,21 @@ class Upserter:
             raise
         except Exception as exc:
             if is_too_large(exc):
-                raise TooLarge(clip(_server_message(exc) or str(exc), 300)) from exc
+                raise TooLarge(clip(server_message(exc) or str(exc), 300)) from exc
             raise ApiFailure(describe_failure(exc)) from exc
 
-    def _hint(self, digest: str) -> str | None:
-        with self._recent_lock:
-            return self._recent.get(digest)
 
-    def _remember(self, digest: str, where: str) -> None:
-        with self._recent_lock:
-            self._recent[digest] = where
-            self._recent.move_to_end(digest)
-            while len(self._recent) > _RECENT_GROUPS:
-                self._recent.popitem(last=False)
+def _settled(
+    target: TargetAlerts, host: JsonObject, own: list[JsonObject] | None, now: datetime
+) -> Decision | None:
+    """What to do given `host` and the group's own Incidents (None: not read, so only a host
+    that holds the group's alerts settles it); None when the namespace must be listed."""
+    if own is None:
+        if not lists_alerts_of(host, target) or closed(host):
+            return None
+        return decide(target, [], now, [host])
+    decision = decide(target, own, now, [host])
+    return None if isinstance(decision, Create | Skip) else decision
 
 
 def _group_of(incident: JsonObject) -> str | None:
