@@ -8,9 +8,10 @@ A webhook request is checked in this order, and the first failed check answers:
 3. at most ``max_body_bytes`` (declared length, then the bytes actually read) → 413;
 4. JSON, and an Alertmanager version 4 payload → 400 (`malformed_json`, `invalid_payload`).
 
-Every error is JSON, ``{"error": <code>, "message": <why>}``, and nothing is written to the
-cluster for a refused request. What a payload that passes becomes is `BridgeService.accept`'s
-answer (200, 422, or 503 when the API server fails).
+Every error is JSON, ``{"error": <code>, "message": <why>}`` (what the sender wrote clipped),
+and nothing is written to the cluster for a refused request. What a payload that passes
+becomes is `BridgeService.accept`'s answer (200; 422, or 413 ``incident_too_large`` when the
+API server will not store the Incident; 503 when the API server fails).
 """
 
 from __future__ import annotations
