@@ -25,6 +25,7 @@ PURE_MODULES = (
     "episodes",
     "config",
     "limits",
+    "memory",
 )
 SECRET = "s3cret-from-a-mounted-secret"
 
