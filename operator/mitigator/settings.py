@@ -38,6 +38,13 @@ class OperatorSettings(BaseSettings):
         "it has a port.",
     )
 
+    def bridge_settings(self) -> BridgeSettings:
+        """The bridge inside the operator opens no Incident where the operator would refuse
+        to act: the operator's protected namespaces are the bridge's too."""
+        known = self.bridge.protected_namespaces
+        extra = tuple(n for n in self.protected_namespaces if n not in known)
+        return self.bridge.model_copy(update={"protected_namespaces": (*known, *extra)})
+
     @field_validator("prometheus_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:

@@ -318,7 +318,8 @@ def test_an_incident_of_the_same_name_not_made_by_the_bridge_is_not_taken_over(
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "Incident",
             "metadata": {"name": name},
-            "spec": {"target": {"name": "web"}, "title": "by hand"},
+            # Another target: an open Incident of `web` itself would take the alert (attach).
+            "spec": {"target": {"name": "api"}, "title": "by hand"},
         },
     )
     status, body = bridge_server.post(payload)

@@ -184,7 +184,9 @@ def test_the_shipped_rbac_is_enough_and_no_more(
             "apiGroups": ["mitigator.luminamind.io"],
             "resources": ["incidents"],
             "verbs": ["create", "get", "list", "patch"],
-        }
+        },
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["get"]},
     ]
     user = f"system:serviceaccount:{namespace}:mitigator-bridge"
     cluster_name = f"mitigator-bridge-{namespace}"
@@ -248,7 +250,8 @@ def test_the_shipped_rbac_is_enough_and_no_more(
                     "kind": "Incident",
                     "apiVersion": f"{GROUP}/{VERSION}",
                     "metadata": {"name": name},
-                    "spec": {"target": {"name": "api"}},
+                    # Another target: an open Incident of `api` itself would take the alert.
+                    "spec": {"target": {"name": "db"}},
                 },
             )
             status, body = running.post(taken)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mitigator.bridge.config import ConfigError, load_bridge_settings
+from mitigator.bridge.limits import StorageLimits
 from mitigator.bridge.targets import MappingRules
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,8 @@ PURE_MODULES = (
     "grouping",
     "episodes",
     "config",
+    "limits",
+    "memory",
 )
 SECRET = "s3cret-from-a-mounted-secret"
 
@@ -81,6 +84,29 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert defaults.concurrency == 16
     assert (defaults.host, defaults.port) == ("127.0.0.1", None)
     assert (defaults.tls_cert, defaults.tls_key) == (None, None)
+    assert defaults.limits == StorageLimits(
+        max_alerts=100, max_labels=32, max_label_name_bytes=64, max_label_value_bytes=256
+    )
+
+
+def test_protection_pods_and_caps_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "MITIGATOR_BRIDGE_PROTECTED_NAMESPACES": "payments, team-*",
+        "MITIGATOR_BRIDGE_POD_LABEL": "exported_pod",
+        "MITIGATOR_BRIDGE_MAX_ALERTS_PER_INCIDENT": "20",
+        "MITIGATOR_BRIDGE_MAX_LABELS_PER_ALERT": "10",
+        "MITIGATOR_BRIDGE_MAX_LABEL_NAME_BYTES": "64",
+        "MITIGATOR_BRIDGE_MAX_LABEL_VALUE_BYTES": "1024",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_bridge_settings()
+    assert settings.rules.protected_namespaces == ("payments", "team-*")
+    assert settings.rules.pod_label == "exported_pod"
+    assert settings.limits == StorageLimits(20, 10, 64, 1024)
+    # The control plane's namespaces are protected whatever the setting says.
+    assert settings.rules.protection("kube-system") is not None
+    assert settings.rules.protection("team-a") is not None
+    assert settings.rules.protection("prod") is None
 
 
 def test_the_command_line_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -127,6 +153,9 @@ def test_no_token_is_fine_until_a_bridge_needs_one() -> None:
         ({"MITIGATOR_BRIDGE_TARGET_LABELS": " , "}, "invalid target_labels"),
         ({"MITIGATOR_BRIDGE_TLS_CERT": "/tls/cert.pem"}, "go together"),
         ({"MITIGATOR_BRIDGE_TLS_KEY": "/tls/key.pem"}, "go together"),
+        ({"MITIGATOR_BRIDGE_MAX_ALERTS_PER_INCIDENT": "101"}, "less than or equal to 100"),
+        ({"MITIGATOR_BRIDGE_MAX_LABELS_PER_ALERT": "0"}, "invalid max_labels_per_alert"),
+        ({"MITIGATOR_BRIDGE_MAX_LABEL_VALUE_BYTES": "-5"}, "MAX_LABEL_VALUE_BYTES"),
     ],
 )
 def test_settings_errors(

@@ -91,7 +91,7 @@ def test_namespace_patterns() -> None:
         payload(
             wire_alert("1", namespace="prod-eu"),
             wire_alert("2", namespace="staging"),
-            wire_alert("3", namespace="kube-system"),
+            wire_alert("3", namespace="dev"),
         ),
         rules,
     )

@@ -9,6 +9,16 @@ reading a token file is the only I/O.
   first present wins (default deployment,app,app_kubernetes_io_name).
 - ``MITIGATOR_BRIDGE_NAMESPACES``: comma-separated namespace patterns (fnmatch) the bridge may
   create Incidents in (default: any).
+- ``MITIGATOR_BRIDGE_PROTECTED_NAMESPACES``: comma-separated namespace patterns (fnmatch) the
+  bridge never creates Incidents in, on top of the control plane's (kube-system, kube-public,
+  kube-node-lease), which are always refused (default: none more).
+- ``MITIGATOR_BRIDGE_POD_LABEL``: the alert label naming a pod, followed to its Deployment when
+  no target label is present (default pod).
+- ``MITIGATOR_BRIDGE_MAX_ALERTS_PER_INCIDENT`` (default and at most 100, the CRD's limit),
+  ``MITIGATOR_BRIDGE_MAX_LABELS_PER_ALERT`` (default 32),
+  ``MITIGATOR_BRIDGE_MAX_LABEL_NAME_BYTES`` (default 64) and
+  ``MITIGATOR_BRIDGE_MAX_LABEL_VALUE_BYTES`` (default 256): what an Incident stores of an
+  alert group; the rest is counted, not stored (see `mitigator.bridge.limits`).
 - ``MITIGATOR_BRIDGE_MAX_BODY_BYTES`` (default 1 MiB), ``MITIGATOR_BRIDGE_CONCURRENCY``
   (Kubernetes API calls in flight, default 16; see docs/benchmarks.md).
 - ``MITIGATOR_BRIDGE_HOST`` (default 127.0.0.1), ``MITIGATOR_BRIDGE_PORT``: the operator runs
@@ -34,7 +44,14 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from mitigator.bridge.targets import DEFAULT_TARGET_LABELS, MappingRules
+from mitigator.bridge.limits import (
+    DEFAULT_MAX_LABEL_NAME_BYTES,
+    DEFAULT_MAX_LABEL_VALUE_BYTES,
+    DEFAULT_MAX_LABELS,
+    MAX_RECORDED_ALERTS,
+    StorageLimits,
+)
+from mitigator.bridge.targets import DEFAULT_POD_LABEL, DEFAULT_TARGET_LABELS, MappingRules
 
 ENV_PREFIX = "MITIGATOR_BRIDGE_"
 DEFAULT_PORT = 8080
@@ -91,6 +108,14 @@ class BridgeSettings(BaseSettings):
     token_file: Path | None = None
     target_labels: Annotated[Names, Field(min_length=1)] = DEFAULT_TARGET_LABELS
     namespaces: Names = ()
+    protected_namespaces: Names = ()
+    pod_label: str = DEFAULT_POD_LABEL
+    max_alerts_per_incident: Annotated[int, Field(ge=1, le=MAX_RECORDED_ALERTS)] = (
+        MAX_RECORDED_ALERTS
+    )
+    max_labels_per_alert: Annotated[int, Field(ge=1)] = DEFAULT_MAX_LABELS
+    max_label_name_bytes: Annotated[int, Field(ge=1)] = DEFAULT_MAX_LABEL_NAME_BYTES
+    max_label_value_bytes: Annotated[int, Field(ge=1)] = DEFAULT_MAX_LABEL_VALUE_BYTES
     max_body_bytes: Annotated[int, _at_least(1, "the request size limit must be positive")] = (
         DEFAULT_MAX_BODY_BYTES
     )
@@ -136,7 +161,21 @@ class BridgeSettings(BaseSettings):
 
     @property
     def rules(self) -> MappingRules:
-        return MappingRules(target_labels=self.target_labels, allowed_namespaces=self.namespaces)
+        return MappingRules(
+            target_labels=self.target_labels,
+            allowed_namespaces=self.namespaces,
+            protected_namespaces=self.protected_namespaces,
+            pod_label=self.pod_label,
+        )
+
+    @property
+    def limits(self) -> StorageLimits:
+        return StorageLimits(
+            max_alerts=self.max_alerts_per_incident,
+            max_labels=self.max_labels_per_alert,
+            max_label_name_bytes=self.max_label_name_bytes,
+            max_label_value_bytes=self.max_label_value_bytes,
+        )
 
     def bearer_token(self) -> SecretStr:
         """The token a running bridge requires."""

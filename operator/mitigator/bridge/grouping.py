@@ -5,8 +5,8 @@ the bridge refuses, or is itself invalid). Pure: the I/O lives in `mitigator.bri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -20,10 +20,17 @@ from mitigator.bridge.identity import (
     incident_labels,
     incident_name,
 )
-from mitigator.bridge.notes import AlertNote, Reason
+from mitigator.bridge.limits import (
+    ANNOTATION_DROPPED,
+    Dropped,
+    StorageLimits,
+    cap_labels,
+    dropped_annotation,
+)
+from mitigator.bridge.notes import UNMAPPED, AlertNote, Reason
 from mitigator.bridge.payload import WebhookAlert, WebhookPayload
 from mitigator.bridge.records import any_firing, cap_records, merge_records
-from mitigator.bridge.targets import MappingRules, target_of
+from mitigator.bridge.targets import MappingRules, PodOwner, PodRef, followed, target_of
 from mitigator.domain.classify import severity_hint_from_labels
 from mitigator.models import (
     AlertRecord,
@@ -39,7 +46,6 @@ from mitigator.models.base import JsonObject
 MAX_TITLE_LENGTH = 256
 
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-_UNMAPPED = (Reason.NO_NAMESPACE_LABEL, Reason.NO_TARGET_LABEL)
 
 
 @dataclass(frozen=True)
@@ -52,6 +58,10 @@ class TargetAlerts:
     records: tuple[AlertRecord, ...]  # representative first
     spec: IncidentSpec  # of a new Incident for these alerts
     external_url: str = ""
+    limits: StorageLimits = field(default_factory=StorageLimits)
+    truncated_alerts: int = 0  # what Alertmanager left out of the notification
+    # Labels left out of each alert's record (by fingerprint), when any were.
+    label_drops: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def group_hash(self) -> str:
@@ -86,6 +96,17 @@ class TargetAlerts:
             for record in self.records
         )
 
+    def dropped(self, kept: Iterable[AlertRecord]) -> Dropped:
+        """What this notification left out of an Incident that records `kept` after it."""
+        recorded = {record.fingerprint for record in kept}
+        mine = [record.fingerprint for record in self.records]
+        return Dropped(
+            self.group_label,
+            alerts=sum(1 for fingerprint in mine if fingerprint not in recorded),
+            labels=sum(self.label_drops.get(fp, 0) for fp in mine if fp in recorded),
+            truncated_alerts=self.truncated_alerts,
+        )
+
     def body(self, episode: int = 1) -> JsonObject:
         """The Incident to create for these alerts."""
         metadata: JsonObject = {
@@ -93,6 +114,10 @@ class TargetAlerts:
             "labels": incident_labels(self.group_hash, episode, self.spec.source.alertname),
         }
         annotations = incident_annotations(self.external_url)
+        dropped = self.dropped(self.spec.source.alerts)
+        counted = dropped_annotation({dropped.group: dropped})
+        if counted is not None:
+            annotations[ANNOTATION_DROPPED] = counted
         if annotations:
             metadata["annotations"] = annotations
         return {
@@ -113,21 +138,41 @@ class GroupMapping:
     received: int = 0
 
 
-def map_payload(payload: WebhookPayload, rules: MappingRules) -> GroupMapping:
-    """Sort every alert of the group into a target (one Incident each), unmapped or rejected."""
+def pods_named(payload: WebhookPayload, rules: MappingRules) -> list[PodRef]:
+    """The pods the payload's alerts name without naming a Deployment: to be followed to
+    their Deployments (`mitigator.bridge.owners`) before `map_payload`."""
+    found = (
+        target_of(alert, {**payload.common_labels, **alert.labels}, rules)
+        for alert in payload.alerts
+    )
+    return list(dict.fromkeys(item for item in found if isinstance(item, PodRef)))
+
+
+def map_payload(
+    payload: WebhookPayload,
+    rules: MappingRules,
+    limits: StorageLimits | None = None,
+    owners: Mapping[tuple[str, str], PodOwner] | None = None,
+) -> GroupMapping:
+    """Sort every alert of the group into a target (one Incident each), unmapped or rejected.
+    `owners`: the Deployment (or why none) of each pod that `pods_named` lists."""
     unmapped: list[AlertNote] = []
     rejected: list[AlertNote] = []
     by_target: dict[tuple[str, str], list[WebhookAlert]] = {}
     for alert in payload.alerts:
         labels = {**payload.common_labels, **alert.labels}
         target = target_of(alert, labels, rules)
+        if isinstance(target, PodRef):
+            target = followed(alert, target, (owners or {}).get(target.key))
         if isinstance(target, AlertNote):
-            (unmapped if target.reason in _UNMAPPED else rejected).append(target)
+            (unmapped if target.reason in UNMAPPED else rejected).append(target)
         else:
             by_target.setdefault(target, []).append(alert)
     targets = []
     for (namespace, deployment), alerts in by_target.items():
-        built, notes = _target_alerts(payload, namespace, deployment, alerts)
+        built, notes = _target_alerts(
+            payload, (namespace, deployment), alerts, limits=limits or StorageLimits(), rules=rules
+        )
         rejected.extend(notes)
         if built is not None:
             targets.append(built)
@@ -140,25 +185,39 @@ def map_payload(payload: WebhookPayload, rules: MappingRules) -> GroupMapping:
 
 
 def _target_alerts(
-    payload: WebhookPayload, namespace: str, deployment: str, alerts: Sequence[WebhookAlert]
+    payload: WebhookPayload,
+    target: tuple[str, str],
+    alerts: Sequence[WebhookAlert],
+    *,
+    limits: StorageLimits,
+    rules: MappingRules,
 ) -> tuple[TargetAlerts | None, list[AlertNote]]:
+    namespace, deployment = target
     notes: list[AlertNote] = []
     kept: list[tuple[AlertRecord, WebhookAlert]] = []
+    drops: dict[int, int] = {}  # id of a record → labels left out of it
+    first_labels = rules.naming_labels
     for alert in alerts:
+        labels, dropped = cap_labels(alert.labels, limits, first_labels)
         try:
-            kept.append((_record(alert), alert))
+            record = _record(alert, labels)
         except ValidationError as exc:
-            alertname = alert.alertname[:256] if alert.alertname else None
             message = describe_validation_error(exc, root="alert")
             where = {"namespace": namespace, "target": deployment}
             notes.append(
-                AlertNote(alert.fingerprint, alertname, Reason.INVALID_ALERT, message, **where)
+                AlertNote(
+                    alert.fingerprint, alert.alertname, Reason.INVALID_ALERT, message, **where
+                )
             )
+            continue
+        kept.append((record, alert))
+        drops[id(record)] = dropped
     if not kept:
         return None, notes
     ordered = sorted(kept, key=lambda pair: _precedence(pair[0]))
     merged = merge_records((), [record for record, _ in ordered])
     representative, first = ordered[0]
+    source_labels, _ = cap_labels({**payload.common_labels, **first.labels}, limits, first_labels)
     # Every part was validated above, and the title is cut to fit: this spec is valid.
     spec = IncidentSpec(
         target=TargetRef(name=deployment),
@@ -168,29 +227,32 @@ def _target_alerts(
             alertname=representative.alertname,
             fingerprint=representative.fingerprint,
             group_key=payload.group_key,
-            labels={**payload.common_labels, **first.labels},
-            alerts=cap_records(merged),
+            labels=source_labels,
+            alerts=cap_records(merged, limits.max_alerts),
         ),
     )
-    target = TargetAlerts(
+    built = TargetAlerts(
         namespace=namespace,
         deployment=deployment,
         group_key=payload.group_key,
         records=tuple(merged),
         spec=spec,
         external_url=payload.external_url,
+        limits=limits,
+        truncated_alerts=payload.truncated_alerts,
+        label_drops={r.fingerprint: drops[id(r)] for r in merged if drops.get(id(r))},
     )
-    return target, notes
+    return built, notes
 
 
-def _record(alert: WebhookAlert) -> AlertRecord:
+def _record(alert: WebhookAlert, labels: dict[str, str]) -> AlertRecord:
     return AlertRecord(
         fingerprint=alert.fingerprint,
         alertname=alert.alertname,
         status=AlertStatus(alert.status),
         starts_at=alert.starts_at,
         ends_at=alert.ends_at if alert.status == "resolved" else None,
-        labels=dict(alert.labels),
+        labels=labels,
     )
 
 

@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
 )
 
+from mitigator.bridge.notes import clip
 from mitigator.models import describe_validation_error
 
 SUPPORTED_VERSION = "4"
@@ -146,7 +147,10 @@ def parse_payload(body: bytes) -> WebhookPayload:
 
 
 def _describe(exc: ValidationError) -> str:
-    problems = describe_validation_error(exc, root="payload").split("; ")
+    # A problem's path can hold a label's name: what the sender wrote, clipped.
+    problems = [
+        clip(problem) for problem in describe_validation_error(exc, root="payload").split("; ")
+    ]
     shown = "; ".join(problems[:_MAX_PROBLEMS])
     if len(problems) > _MAX_PROBLEMS:
         shown += f"; and {len(problems) - _MAX_PROBLEMS} more"

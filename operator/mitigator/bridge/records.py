@@ -7,10 +7,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from mitigator.bridge.limits import MAX_RECORDED_ALERTS
 from mitigator.models import AlertRecord, AlertStatus
 
-# spec.source.alerts holds at most this many alerts (the CRD's maxItems).
-MAX_RECORDED_ALERTS = 100
+__all__ = [
+    "MAX_RECORDED_ALERTS",
+    "any_firing",
+    "cap_records",
+    "is_stale",
+    "merge_records",
+    "resolution",
+]
 
 
 def is_stale(incoming: AlertRecord, known: AlertRecord) -> bool:
@@ -41,10 +48,12 @@ def merge_records(
     return list(merged.values())
 
 
-def cap_records(records: Sequence[AlertRecord]) -> tuple[AlertRecord, ...]:
-    """At most MAX_RECORDED_ALERTS: firing alerts before resolved ones, recent before old;
-    the kept alerts stay in their order."""
-    if len(records) <= MAX_RECORDED_ALERTS:
+def cap_records(
+    records: Sequence[AlertRecord], maximum: int = MAX_RECORDED_ALERTS
+) -> tuple[AlertRecord, ...]:
+    """At most `maximum`: firing alerts before resolved ones, recent before old; the kept
+    alerts stay in their order."""
+    if len(records) <= maximum:
         return tuple(records)
 
     def priority(index: int) -> tuple[bool, float]:
@@ -52,7 +61,7 @@ def cap_records(records: Sequence[AlertRecord]) -> tuple[AlertRecord, ...]:
         latest = record.ends_at or record.starts_at
         return (record.status is not AlertStatus.FIRING, -(latest.timestamp() if latest else 0))
 
-    keep = sorted(sorted(range(len(records)), key=priority)[:MAX_RECORDED_ALERTS])
+    keep = sorted(sorted(range(len(records)), key=priority)[:maximum])
     return tuple(records[index] for index in keep)
 
 

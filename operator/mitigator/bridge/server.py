@@ -8,9 +8,10 @@ A webhook request is checked in this order, and the first failed check answers:
 3. at most ``max_body_bytes`` (declared length, then the bytes actually read) → 413;
 4. JSON, and an Alertmanager version 4 payload → 400 (`malformed_json`, `invalid_payload`).
 
-Every error is JSON, ``{"error": <code>, "message": <why>}``, and nothing is written to the
-cluster for a refused request. What a payload that passes becomes is `BridgeService.accept`'s
-answer (200, 422, or 503 when the API server fails).
+Every error is JSON, ``{"error": <code>, "message": <why>}`` (what the sender wrote clipped),
+and nothing is written to the cluster for a refused request. What a payload that passes
+becomes is `BridgeService.accept`'s answer (200; 422, or 413 ``incident_too_large`` when the
+API server will not store the Incident; 503 when the API server fails).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import SecretStr
 
 from mitigator.bridge.config import BridgeSettings
+from mitigator.bridge.notes import clip
 from mitigator.bridge.payload import PayloadError, parse_payload
 from mitigator.bridge.service import Answer, BridgeService
 from mitigator.bridge.telemetry import BridgeMetrics
@@ -76,7 +78,7 @@ async def _read_payload(request: web.Request, limit: int) -> bytes:
         raise Refused(
             415,
             "unsupported_media_type",
-            f"Content-Type must be application/json, not {request.content_type}",
+            f"Content-Type must be application/json, not {clip(request.content_type)}",
         )
     too_large = f"the request body is larger than {limit} bytes"
     if request.content_length is not None and request.content_length > limit:
@@ -166,7 +168,11 @@ class Bridge:
         token = settings.bearer_token()  # ConfigError without one
         self.metrics = BridgeMetrics()
         self.service = BridgeService(
-            kube, settings.rules, concurrency=settings.concurrency, metrics=self.metrics
+            kube,
+            settings.rules,
+            concurrency=settings.concurrency,
+            metrics=self.metrics,
+            limits=settings.limits,
         )
         self.app = create_app(self.service, token, settings.max_body_bytes)
         self._runner: web.AppRunner | None = None

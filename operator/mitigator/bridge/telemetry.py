@@ -40,6 +40,31 @@ class BridgeMetrics:
             "mitigator_bridge_incidents_updated",
             "Incidents whose recorded alerts changed (new alerts, resolutions)",
         )
+        self.incidents_attached = self._counter(
+            "mitigator_bridge_incidents_attached",
+            "Alerts written to their target's open Incident of another origin (a person's, "
+            "another group's) instead of a new one",
+        )
+        self.alerts_truncated = self._counter(
+            "mitigator_bridge_alerts_truncated",
+            "Alerts Alertmanager reported leaving out of its notifications (truncatedAlerts), "
+            "summed over notifications",
+        )
+        self.alerts_dropped = self._counter(
+            "mitigator_bridge_alerts_dropped",
+            "Alerts of notifications not recorded on their Incident (over the alerts-per-"
+            "Incident cap), summed over notifications",
+        )
+        self.labels_dropped = self._counter(
+            "mitigator_bridge_labels_dropped",
+            "Alert labels not stored (over the count or size caps), summed over notifications",
+        )
+        self.pods_followed = self._counter(
+            "mitigator_bridge_pods_followed",
+            "Pods named by alerts followed to their Deployment, by result (deployment, or why "
+            "none)",
+            "result",
+        )
         self.incidents_unchanged = self._counter(
             "mitigator_bridge_incidents_unchanged", "Resends that changed nothing on their Incident"
         )

@@ -15,7 +15,7 @@ from mitigator.settings import OperatorSettings
 
 async def start_bridge(memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     operator_settings: OperatorSettings = memo.settings
-    settings = operator_settings.bridge
+    settings = operator_settings.bridge_settings()
     try:
         if settings.port is None:
             return

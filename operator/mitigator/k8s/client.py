@@ -132,6 +132,14 @@ class KubeClient:
             )
         ]
 
+    def read_pod(self, namespace: str, name: str) -> JsonObject:
+        return _call(f"Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace)
+
+    def read_replica_set(self, namespace: str, name: str) -> JsonObject:
+        return _call(
+            f"ReplicaSet {namespace}/{name}", self.apps.read_namespaced_replica_set, name, namespace
+        )
+
     def pods_of(self, deployment: JsonObject) -> list[JsonObject]:
         meta = deployment["metadata"]
         return _items(

@@ -36,9 +36,11 @@ class Invalid(ValueError):
 class ApiError(RuntimeError):
     """Any other answer of the API server; `transient` when a retry may succeed."""
 
-    def __init__(self, message: str, *, status: int | None) -> None:
+    def __init__(self, message: str, *, status: int | None, server_message: str = "") -> None:
         super().__init__(message)
         self.status = status
+        # The message of the metav1.Status the API server answered with ("" if none).
+        self.server_message = server_message
 
     @property
     def transient(self) -> bool:
@@ -84,4 +86,8 @@ def translate(exc: ApiException, what: str) -> Exception:
 
 
 def _api_error(exc: ApiException, what: str) -> ApiError:
-    return ApiError(f"{what}: API error {exc.status}: {exc.reason}", status=exc.status)
+    return ApiError(
+        f"{what}: API error {exc.status}: {exc.reason}",
+        status=exc.status,
+        server_message=str(_status_of(exc).get("message") or ""),
+    )
