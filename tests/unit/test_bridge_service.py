@@ -8,7 +8,6 @@ import copy
 import json
 import threading
 import time
-from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
@@ -216,9 +215,9 @@ class ClientError(Exception):
 
 
 def too_large(status: int, message: str, reason: str) -> ApiError:
-    error = ApiError(f"Incident prod/web-x: API error {status}: {reason}", status=status)
-    error.__cause__ = ClientError(status, message)
-    return error
+    return ApiError(
+        f"Incident prod/web-x: API error {status}: {reason}", status=status, server_message=message
+    )
 
 
 @pytest.mark.parametrize(
@@ -331,20 +330,17 @@ def test_truncated_alerts_are_counted_and_recorded() -> None:
 
 
 class Objects:
-    """`read_namespaced_<kind>` of the kubernetes client, over a dict of objects."""
+    """`KubeClient.read_pod` / `read_replica_set`, over a dict of objects."""
 
     def __init__(self, objects: dict[str, JsonObject]) -> None:
         self.objects = objects
         self.reads = 0
 
-    def _read(self, name: str, namespace: str, **_: Any) -> Any:
+    def read(self, namespace: str, name: str) -> JsonObject:
         self.reads += 1
         if name not in self.objects:
-            raise ClientError(404, f'"{name}" not found')
-        return SimpleNamespace(data=json.dumps(self.objects[name]).encode())
-
-    read_namespaced_pod = _read
-    read_namespaced_replica_set = _read
+            raise NotFound(f"{name} not found")
+        return copy.deepcopy(self.objects[name])
 
 
 def owned_by(kind: str, name: str) -> JsonObject:
@@ -356,8 +352,8 @@ def test_pods_are_followed_through_their_replica_set() -> None:
     pods = Objects(
         {"web-7d9f-abc": owned_by("ReplicaSet", "web-7d9f"), "db-0": owned_by("StatefulSet", "db")}
     )
-    kube.core = pods  # type: ignore[attr-defined]
-    kube.apps = Objects({"web-7d9f": owned_by("Deployment", "web")})  # type: ignore[attr-defined]
+    kube.read_pod = pods.read  # type: ignore[attr-defined]
+    kube.read_replica_set = Objects({"web-7d9f": owned_by("Deployment", "web")}).read  # type: ignore[attr-defined]
     metrics = BridgeMetrics()
     sent = payload(
         wire_alert("a", deployment=None, pod="web-7d9f-abc"),
@@ -388,14 +384,11 @@ def test_pods_are_followed_through_their_replica_set() -> None:
 
 def test_a_pod_the_bridge_may_not_read_is_unmapped_with_the_reason() -> None:
     kube = FakeKube()
-    kube.core = SimpleNamespace(  # type: ignore[attr-defined]
-        read_namespaced_pod=Objects({})._read
-    )
 
     def forbidden(*_: Any, **__: Any) -> Any:
-        raise ClientError(403, "forbidden")
+        raise ApiError("Pod prod/web-1: API error 403: Forbidden", status=403)
 
-    kube.core.read_namespaced_pod = forbidden  # type: ignore[attr-defined]
+    kube.read_pod = forbidden  # type: ignore[attr-defined]
     answer = accept(kube, None, payload(wire_alert("a", deployment=None, pod="web-1")))
     assert answer.status == 200
     [note] = answer.body["unmapped"]
@@ -403,7 +396,7 @@ def test_a_pod_the_bridge_may_not_read_is_unmapped_with_the_reason() -> None:
     assert "get on pods" in note["message"]
 
     def unavailable(*_: Any, **__: Any) -> Any:
-        raise ClientError(503, "unavailable")
+        raise ApiError("Pod prod/web-2: API error 503: Service Unavailable", status=503)
 
-    kube.core.read_namespaced_pod = unavailable  # type: ignore[attr-defined]
+    kube.read_pod = unavailable  # type: ignore[attr-defined]
     assert accept(kube, None, payload(wire_alert("a", deployment=None, pod="web-2"))).status == 503
