@@ -25,14 +25,12 @@ from mitigator.bridge.identity import group_hash, incident_name
 from mitigator.bridge.limits import ANNOTATION_DROPPED
 from mitigator.bridge.payload import parse_payload
 from mitigator.domain.guardrails import ALWAYS_PROTECTED_NAMESPACES
-from tests.integration.test_bridge import (
+from tests.support.bridge import (
     EPOCH,
-    GROUP,
     TOKEN,
-    VERSION,
     RunningBridge,
     alert,
-    bridge_config,
+    bridge_settings,
     kube_for,
     list_incidents,
     only_incident,
@@ -40,7 +38,8 @@ from tests.integration.test_bridge import (
     stamp,
     webhook,
 )
-from tests.kube import deployment_manifest
+from tests.support.kube import deployment_manifest
+from tests.support.objects import GROUP, VERSION
 
 pytestmark = pytest.mark.cluster
 
@@ -68,7 +67,7 @@ def quiet(api_client: client.ApiClient) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def bridge_server(cluster: ClusterAccess, crds: None) -> Iterator[RunningBridge]:
     """A bridge with the default settings: any namespace but the protected ones."""
-    with RunningBridge(kube_for(cluster), bridge_config()) as running:
+    with RunningBridge(kube_for(cluster), bridge_settings()) as running:
         yield running
 
 
@@ -124,7 +123,7 @@ def test_the_control_plane_namespaces_are_refused_by_default(
 def test_the_setting_protects_more_and_the_rest_of_the_group_goes_ahead(
     cluster: ClusterAccess, crds: None, api_client: client.ApiClient, quiet: str, namespace: str
 ) -> None:
-    config = bridge_config(protected_namespaces=(quiet,), namespaces=("*",))
+    config = bridge_settings(protected_namespaces=(quiet,), namespaces=("*",))
     with RunningBridge(kube_for(cluster), config) as running:
         refused = running.post(webhook(alert(quiet)))
         mixed = running.post(webhook(alert(quiet, fingerprint="1" * 16), alert(namespace)))
@@ -144,7 +143,7 @@ def test_the_setting_protects_more_and_the_rest_of_the_group_goes_ahead(
 def test_beyond_the_caps_nothing_is_stored_and_everything_is_counted(
     cluster: ClusterAccess, crds: None, api_client: client.ApiClient, quiet: str
 ) -> None:
-    config = bridge_config(
+    config = bridge_settings(
         max_alerts_per_incident=5,
         max_labels_per_alert=8,
         max_label_name_bytes=32,
@@ -225,7 +224,7 @@ def big_payload(
 
 def roomy(**overrides: Any) -> Any:
     """Caps raised far enough to let an Incident outgrow what the API server stores."""
-    return bridge_config(max_labels_per_alert=64, max_label_value_bytes=8192, **overrides)
+    return bridge_settings(max_labels_per_alert=64, max_label_value_bytes=8192, **overrides)
 
 
 @pytest.mark.parametrize(

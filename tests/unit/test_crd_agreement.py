@@ -43,6 +43,8 @@ FREE_FORM = {
     ("status", "actions", "[]", "params"),
     ("status", "actions", "[]", "before"),
     ("status", "actions", "[]", "after"),
+    ("status", "gitops", "before"),
+    ("status", "gitops", "after"),
 }
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 
 from mitigator.models.actions import ActionSteps
 from mitigator.models.base import ApiModel
+from mitigator.models.gitops import GitOpsMode
 from mitigator.models.common import (
     DNS1123_LABEL_PATTERN,
     HTTP_URL_PATTERN,
@@ -156,6 +157,11 @@ class Rule(ApiModel):
     name: str = Field(pattern=DNS1123_LABEL_PATTERN, min_length=1, max_length=63)
     when: RuleCondition = Field(default_factory=RuleCondition)
     actions: ActionSteps
+    gitops: GitOpsMode = Field(
+        default=GitOpsMode.REFUSE,
+        description="A target applied by Argo CD or Flux: suspend the tool for the incident, "
+        "refuse (escalate naming it), or proceed with a warning.",
+    )
 
 
 class VerificationCriteria(ApiModel):

@@ -10,6 +10,7 @@ from pydantic import AwareDatetime, Field
 
 from mitigator.models.actions import ACTION_MODEL_OF_TYPE, AnyAction
 from mitigator.models.base import JsonObject, StatusModel
+from mitigator.models.gitops import GitOpsMode
 from mitigator.models.common import (
     CONDITION_REASON_PATTERN,
     ActionState,
@@ -148,6 +149,30 @@ class RevertRecord(StatusModel):
     at: AwareDatetime | None = None
 
 
+class GitOpsState(StrEnum):
+    SUSPENDED = "Suspended"
+    RESTORED = "Restored"
+    REFUSED = "Refused"
+    PROCEEDED = "Proceeded"
+    FAILED = "Failed"
+
+
+class GitOpsRecord(StatusModel):
+    """The GitOps tool applying the target, and what the incident did about it."""
+
+    tool: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str = Field(min_length=1, max_length=63)
+    mode: GitOpsMode
+    state: GitOpsState
+    before: JsonObject | None = None
+    after: JsonObject | None = None
+    message: str | None = Field(default=None, max_length=4096)
+    at: AwareDatetime | None = None
+    restored_at: AwareDatetime | None = None
+
+
 class IncidentStatus(StatusModel):
     phase: Phase | None = None
     severity: Severity | None = None
@@ -170,6 +195,7 @@ class IncidentStatus(StatusModel):
     mitigated_at: AwareDatetime | None = None
     resolved_at: AwareDatetime | None = None
     reverts: tuple[RevertRecord, ...] | None = None
+    gitops: GitOpsRecord | None = None
     attached_to: str | None = Field(
         default=None,
         max_length=253,
