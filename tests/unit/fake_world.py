@@ -18,9 +18,11 @@ from mitigator.models.execution import (
     ActionOutcome,
     ActionRequest,
     AppliedRecord,
+    GitOpsRequest,
     ReleaseRequest,
     RevertRequest,
 )
+from mitigator.models.gitops import GitOpsOwner
 from tests.unit.factories import NOW
 
 
@@ -56,6 +58,9 @@ class FakeWorld:
     calls: list[tuple[str, str]] = field(default_factory=list)
     reverted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    gitops: GitOpsOwner | None = None
+    gitops_calls: list[str] = field(default_factory=list)
+    images: dict[str, str] = field(default_factory=dict)
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
         if not self.exists:
@@ -66,6 +71,8 @@ class FakeWorld:
             labels=self.labels,
             pods=self.pods,
             last_rollout_at=self.last_rollout_at,
+            images=self.images,
+            gitops=self.gitops,
         )
 
     def metrics(self, prometheus_url: str | None) -> FakeProvider:
@@ -107,6 +114,16 @@ class FakeWorld:
     def release(self, request: ReleaseRequest) -> ActionOutcome:
         self.released.append(request.incident_uid)
         return ActionOutcome(ActionState.APPLIED, "released")
+
+    def suspend_gitops(self, request: GitOpsRequest) -> ActionOutcome:
+        self.gitops_calls.append("suspend")
+        return ActionOutcome(
+            ActionState.APPLIED, "suspended", before={"selfHeal": True}, after={"selfHeal": False}
+        )
+
+    def restore_gitops(self, request: GitOpsRequest) -> ActionOutcome:
+        self.gitops_calls.append(f"restore {request.before}")
+        return ActionOutcome(ActionState.APPLIED, "restored")
 
 
 class Driver:

@@ -12,6 +12,7 @@ from mitigator.domain.selection import PolicyCandidate
 from mitigator.models import ActionState, Phase, Severity
 from mitigator.models.evidence import Contender, PodHealth
 from mitigator.models.execution import ActionOutcome, AppliedRecord
+from mitigator.models.gitops import GitOpsOwner
 from tests.unit.factories import NOW, incident, policy
 from tests.unit.fake_world import Driver, FakeWorld, with_policy
 
@@ -297,3 +298,68 @@ def test_a_missing_target_is_waited_for_then_fails() -> None:
     status = driver.tick(after=timedelta(seconds=31))
     assert status.phase is Phase.FAILED
     assert status.message == "Deployment prod/luminamind not found (waited 30s)"
+
+
+ARGO = GitOpsOwner("Argo CD", "Application", "shop", "argocd")
+
+
+def _gitops_world(mode: str) -> FakeWorld:
+    world = _world()
+    rule = {"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": LADDER, "gitops": mode}
+    world = with_policy(world, policy(rules=[rule], verification=FAST))
+    world.error_rate, world.gitops = 0.2, ARGO
+    return world
+
+
+def test_a_target_applied_by_a_gitops_tool_is_refused_by_default() -> None:
+    world = _gitops_world("refuse")
+    status = Driver(world, incident()).tick()
+    assert status.phase is Phase.ESCALATED and world.calls == [] and world.gitops_calls == []
+    assert "Argo CD Application argocd/shop" in (status.message or "")
+    assert status.gitops is not None and status.gitops.state == "Refused"
+
+
+def test_suspend_then_restore_on_resolve_but_not_on_escalation() -> None:
+    world = _gitops_world("suspend")
+    driver = Driver(world, incident())
+    status = driver.tick()
+    assert world.gitops_calls == ["suspend"] and world.calls == [("0-rollback", "rollback")]
+    assert status.gitops is not None and status.gitops.state == "Suspended"
+    world.error_rate = 0.0
+    driver.tick()
+    driver.tick(after=timedelta(seconds=11))
+    assert driver.status.phase is Phase.RESOLVED
+    assert world.gitops_calls == ["suspend", "restore {'selfHeal': True}"]
+    assert driver.status.gitops is not None and driver.status.gitops.state == "Restored"
+    stuck = _gitops_world("suspend")
+    stuck.outcomes = [ActionOutcome(ActionState.SKIPPED, "no previous revision")] * 2
+    assert Driver(stuck, incident()).tick().phase is Phase.ESCALATED
+    assert stuck.gitops_calls == ["suspend"]  # people decide; resuming would undo the fix
+
+
+def test_proceed_warns_and_acts() -> None:
+    world = _gitops_world("proceed")
+    driver = Driver(world, incident())
+    status = driver.tick()
+    assert world.calls == [("0-rollback", "rollback")] and world.gitops_calls == []
+    assert status.gitops is not None and status.gitops.state == "Proceeded"
+    assert any(e.type == "Warning" and e.on_target for e in driver.last.events)  # type: ignore[union-attr]
+    conditions = {c.type: c.status for c in status.conditions or ()}
+    assert conditions["GitOpsManaged"] == "True"
+
+
+def test_a_mitigation_undone_behind_the_operators_back_escalates_instead_of_looping() -> None:
+    world = _world()
+    world.outcomes = [
+        ActionOutcome(
+            ActionState.APPLIED, "rolled back", after={"images": {"app": "good"}}, before={}
+        )
+    ]
+    world.images = {"app": "good"}
+    driver = Driver(world, incident())
+    assert driver.tick().phase is Phase.VERIFYING
+    world.images = {"app": "bad"}  # a GitOps tool re-applied the old spec
+    status = driver.tick()
+    assert status.phase is Phase.ESCALATED
+    assert "undone behind the operator's back" in (status.message or "")
+    assert world.calls == [("0-rollback", "rollback")]

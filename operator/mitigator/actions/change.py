@@ -63,6 +63,14 @@ def images_of(template: JsonObject) -> dict[str, str]:
     return {c["name"]: c.get("image", "") for c in template.get("spec", {}).get("containers", [])}
 
 
+def env_of(template: JsonObject) -> dict[str, dict[str, str]]:
+    """Each container's literal env values (valueFrom entries are not ours to compare)."""
+    return {
+        c["name"]: {e["name"]: e["value"] for e in c.get("env") or [] if "value" in e}
+        for c in template.get("spec", {}).get("containers", [])
+    }
+
+
 def replicas_of(deployment: JsonObject) -> int:
     """spec.replicas, which the API server defaults to 1."""
     return int(deployment["spec"].get("replicas", 1))

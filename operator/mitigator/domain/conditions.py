@@ -67,4 +67,14 @@ def incident_conditions(status: IncidentStatus, *, now: datetime) -> tuple[Condi
             message=message,
             now=now,
         )
+    if status.gitops is not None:
+        # Argo CD or Flux applies the target: whether it was suspended, refused or proceeded.
+        conditions = set_condition(
+            conditions,
+            condition_type="GitOpsManaged",
+            status=ConditionStatus.TRUE,
+            reason=status.gitops.state.value,
+            message=status.gitops.message or "",
+            now=now,
+        )
     return tuple(conditions or ())

@@ -13,6 +13,7 @@ from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
 from mitigator.models.execution import (
     ActionOutcome,
     ActionRequest,
+    GitOpsRequest,
     ReleaseRequest,
     RevertRequest,
 )
@@ -67,3 +68,7 @@ class World(Protocol):
     def revert(self, request: RevertRequest) -> ActionOutcome: ...
 
     def release(self, request: ReleaseRequest) -> ActionOutcome: ...
+
+    def suspend_gitops(self, request: GitOpsRequest) -> ActionOutcome: ...
+
+    def restore_gitops(self, request: GitOpsRequest) -> ActionOutcome: ...

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mitigator.actions.executor import ActionExecutor
+from mitigator.actions.gitops import GitOpsSwitch
 from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
@@ -20,6 +21,7 @@ from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
 from mitigator.models.execution import (
     ActionOutcome,
     ActionRequest,
+    GitOpsRequest,
     ReleaseRequest,
     RevertRequest,
 )
@@ -31,6 +33,7 @@ class Cluster:
     def __init__(self, kube: KubeClient, *, default_prometheus_url: str | None) -> None:
         self.kube = kube
         self.executor = ActionExecutor(kube)
+        self.gitops = GitOpsSwitch(kube)
         self.observer = ClusterObserver(kube)
         self.default_prometheus_url = default_prometheus_url
         self._providers: dict[str, PrometheusProvider] = {}
@@ -98,6 +101,12 @@ class ClusterWorld:
 
     def release(self, request: ReleaseRequest) -> ActionOutcome:
         return self.cluster.executor.release(request)
+
+    def suspend_gitops(self, request: GitOpsRequest) -> ActionOutcome:
+        return self.cluster.gitops.suspend(request)
+
+    def restore_gitops(self, request: GitOpsRequest) -> ActionOutcome:
+        return self.cluster.gitops.restore(request)
 
 
 class _NoPrometheus:

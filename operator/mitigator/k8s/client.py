@@ -8,53 +8,17 @@ camelCase shapes that `kubectl get -o json` prints.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
-from mitigator.k8s.errors import NotFound, translate, translate_write
+from mitigator.k8s.calls import CustomResource, call, items, selector_of
+from mitigator.k8s.errors import NotFound, translate_write
 from mitigator.models import JsonObject
 
 JsonPatch = list[dict[str, Any]]
-
-
-def selector_string(match_labels: Mapping[str, str]) -> str:
-    return ",".join(f"{key}={value}" for key, value in sorted(match_labels.items()))
-
-
-def _decode(response: Any) -> JsonObject:
-    return dict(json.loads(response.data))
-
-
-def _selector_of(deployment: JsonObject) -> str:
-    return selector_string(deployment["spec"]["selector"].get("matchLabels") or {})
-
-
-Translate = Callable[[ApiException, str], Exception]
-
-
-def _call(
-    what: str,
-    method: Callable[..., Any],
-    *args: Any,
-    translate: Translate = translate,
-    **kwargs: Any,
-) -> JsonObject:
-    """One API call, its answer decoded from the wire JSON and its errors translated into
-    this module's exceptions (the client's own never leave it)."""
-    try:
-        return _decode(method(*args, _preload_content=False, **kwargs))
-    except ApiException as exc:
-        raise translate(exc, what) from exc
-
-
-def _items(what: str, method: Callable[..., Any], *args: Any, **kwargs: Any) -> list[JsonObject]:
-    return list(_call(what, method, *args, **kwargs)["items"])
 
 
 class KubeClient:
@@ -95,13 +59,13 @@ class KubeClient:
     # ------------------------------------------------------------ deployments
 
     def read_deployment(self, namespace: str, name: str) -> JsonObject:
-        return _call(
+        return call(
             f"Deployment {namespace}/{name}", self.apps.read_namespaced_deployment, name, namespace
         )
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
-        return _call(
+        return call(
             f"Deployment {namespace}/{name}",
             self.apps.patch_namespaced_deployment,
             name,
@@ -110,7 +74,7 @@ class KubeClient:
         )
 
     def list_deployments(self, namespace: str, label_selector: str = "") -> list[JsonObject]:
-        return _items(
+        return items(
             f"Deployments in {namespace}",
             self.apps.list_namespaced_deployment,
             namespace,
@@ -121,11 +85,11 @@ class KubeClient:
         meta = deployment["metadata"]
         return [
             rs
-            for rs in _items(
+            for rs in items(
                 f"ReplicaSets of {meta['namespace']}/{meta['name']}",
                 self.apps.list_namespaced_replica_set,
                 meta["namespace"],
-                label_selector=_selector_of(deployment),
+                label_selector=selector_of(deployment),
             )
             if any(
                 ref.get("uid") == meta["uid"] for ref in rs["metadata"].get("ownerReferences", [])
@@ -133,35 +97,35 @@ class KubeClient:
         ]
 
     def read_pod(self, namespace: str, name: str) -> JsonObject:
-        return _call(f"Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace)
+        return call(f"Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace)
 
     def read_replica_set(self, namespace: str, name: str) -> JsonObject:
-        return _call(
+        return call(
             f"ReplicaSet {namespace}/{name}", self.apps.read_namespaced_replica_set, name, namespace
         )
 
     def pods_of(self, deployment: JsonObject) -> list[JsonObject]:
         meta = deployment["metadata"]
-        return _items(
+        return items(
             f"Pods of {meta['namespace']}/{meta['name']}",
             self.core.list_namespaced_pod,
             meta["namespace"],
-            label_selector=_selector_of(deployment),
+            label_selector=selector_of(deployment),
         )
 
     # ------------------------------------------------------------ services
 
     def list_services(self, namespace: str) -> list[JsonObject]:
-        return _items(f"Services in {namespace}", self.core.list_namespaced_service, namespace)
+        return items(f"Services in {namespace}", self.core.list_namespaced_service, namespace)
 
     def read_service(self, namespace: str, name: str) -> JsonObject:
-        return _call(
+        return call(
             f"Service {namespace}/{name}", self.core.read_namespaced_service, name, namespace
         )
 
     def patch_service(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
-        return _call(
+        return call(
             f"Service {namespace}/{name}",
             self.core.patch_namespaced_service,
             name,
@@ -176,7 +140,7 @@ class KubeClient:
         meta = deployment["metadata"]
         return [
             hpa
-            for hpa in _items(
+            for hpa in items(
                 f"HorizontalPodAutoscalers in {meta['namespace']}",
                 self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
                 meta["namespace"],
@@ -186,7 +150,7 @@ class KubeClient:
         ]
 
     def read_autoscaler(self, namespace: str, name: str) -> JsonObject:
-        return _call(
+        return call(
             f"HorizontalPodAutoscaler {namespace}/{name}",
             self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
             name,
@@ -195,7 +159,7 @@ class KubeClient:
 
     def patch_autoscaler(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
-        return _call(
+        return call(
             f"HorizontalPodAutoscaler {namespace}/{name}",
             self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
             name,
@@ -203,10 +167,40 @@ class KubeClient:
             patch,
         )
 
+    # ------------------------------------------------------------ other custom resources
+
+    def read_custom(self, resource: CustomResource, namespace: str, name: str) -> JsonObject:
+        group, version, plural = resource
+        return call(
+            f"{plural}.{group} {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+        )
+
+    def patch_custom(
+        self, resource: CustomResource, namespace: str, name: str, patch: JsonPatch
+    ) -> JsonObject:
+        """A JSON patch; a failed `test` operation is a `Conflict`."""
+        group, version, plural = resource
+        return call(
+            f"{plural}.{group} {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            group,
+            version,
+            namespace,
+            plural,
+            name,
+            patch,
+        )
+
     # ------------------------------------------------------------ our resources
 
     def list_policies(self, namespace: str) -> list[JsonObject]:
-        return _items(
+        return items(
             f"MitigationPolicies in {namespace}",
             self.custom.list_namespaced_custom_object,
             API_GROUP,
@@ -220,7 +214,7 @@ class KubeClient:
     ) -> list[JsonObject]:
         """The Incidents of `namespace` (every namespace if None) with these labels."""
         if namespace is None:
-            return _items(
+            return items(
                 "Incidents",
                 self.custom.list_cluster_custom_object,
                 API_GROUP,
@@ -228,7 +222,7 @@ class KubeClient:
                 INCIDENT_PLURAL,
                 label_selector=label_selector,
             )
-        return _items(
+        return items(
             f"Incidents in {namespace}",
             self.custom.list_namespaced_custom_object,
             API_GROUP,
@@ -239,7 +233,7 @@ class KubeClient:
         )
 
     def read_incident(self, namespace: str, name: str) -> JsonObject:
-        return _call(
+        return call(
             f"Incident {namespace}/{name}",
             self.custom.get_namespaced_custom_object,
             API_GROUP,
@@ -252,7 +246,7 @@ class KubeClient:
     def create_incident(self, namespace: str, body: JsonObject) -> JsonObject:
         """Create an Incident; AlreadyExists, NamespaceNotFound and Invalid say why not."""
         name = (body.get("metadata") or {}).get("name", "")
-        return _call(
+        return call(
             f"Incident {namespace}/{name}",
             self.custom.create_namespaced_custom_object,
             API_GROUP,
@@ -266,7 +260,7 @@ class KubeClient:
     def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         """A JSON merge patch of an Incident; with metadata.resourceVersion in the patch, a
         concurrent change is a `Conflict`. NotFound and Invalid as for `create_incident`."""
-        return _call(
+        return call(
             f"Incident {namespace}/{name}",
             self.custom.patch_namespaced_custom_object,
             API_GROUP,
@@ -280,7 +274,7 @@ class KubeClient:
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:
         with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to report on
-            _call(
+            call(
                 f"MitigationPolicy {namespace}/{name}",
                 self.custom.patch_namespaced_custom_object_status,
                 API_GROUP,

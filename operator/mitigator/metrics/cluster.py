@@ -3,11 +3,13 @@ images."""
 
 from __future__ import annotations
 
-from mitigator.actions.change import images_of, revision_of
+from mitigator.actions.builders import RESTARTED_AT_ANNOTATION
+from mitigator.actions.change import env_of, images_of, replicas_of, revision_of
 from mitigator.k8s import KubeClient, NotFound
 from mitigator.metrics.pods import pod_health
 from mitigator.models import parse_timestamp
 from mitigator.models.evidence import TargetSnapshot
+from mitigator.models.gitops import gitops_owner
 
 
 class ClusterObserver:
@@ -30,4 +32,14 @@ class ClusterObserver:
             last_rollout_at=max(created) if created else None,
             revision=revision_of(deployment),
             images=images_of(deployment["spec"]["template"]),
+            replicas=replicas_of(deployment),
+            env=env_of(deployment["spec"]["template"]),
+            restarted_at=(deployment["spec"]["template"].get("metadata") or {})
+            .get("annotations", {})
+            .get(RESTARTED_AT_ANNOTATION),
+            gitops=gitops_owner(
+                deployment["metadata"].get("labels") or {},
+                deployment["metadata"].get("annotations") or {},
+                namespace=namespace,
+            ),
         )

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from mitigator.models.gitops import GitOpsOwner
+
 SampleStatus = Literal["ok", "no_data", "unreachable", "error"]
 
 
@@ -63,6 +65,11 @@ class TargetSnapshot:
     last_rollout_at: datetime | None = None
     revision: int | None = None
     images: dict[str, str] = field(default_factory=dict)
+    # What the actions change, to tell whether one still holds (or was undone by another).
+    replicas: int | None = None
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
+    restarted_at: str | None = None
+    gitops: GitOpsOwner | None = None
 
 
 @dataclass(frozen=True)

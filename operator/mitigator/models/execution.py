@@ -10,6 +10,7 @@ from datetime import datetime
 from mitigator.models.actions import AnyAction, action_type_of
 from mitigator.models.base import JsonObject
 from mitigator.models.common import ActionState, ActionType
+from mitigator.models.gitops import GitOpsOwner
 
 # A revert's record on the target carries the key of the action it undoes plus this suffix.
 REVERT_KEY_SUFFIX = "/revert"
@@ -91,6 +92,22 @@ class ReleaseRequest:
     namespace: str
     target: str
     incident_uid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitOpsRequest:
+    """Suspend the reconciliation of the GitOps tool that applies the target (or, with
+    `before`, restore it to that)."""
+
+    owner: GitOpsOwner
+    incident_uid: str
+    now: datetime
+    before: JsonObject | None = None
+
+    @property
+    def key(self) -> str:
+        suffix = REVERT_KEY_SUFFIX if self.before is not None else ""
+        return action_key(self.incident_uid, "gitops") + suffix
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from pydantic import (
 
 from mitigator.models.actions import ActionSteps
 from mitigator.models.base import ApiModel
-from mitigator.models.gitops import GitOpsMode
 from mitigator.models.common import (
     DNS1123_LABEL_PATTERN,
     HTTP_URL_PATTERN,
@@ -32,6 +31,7 @@ from mitigator.models.common import (
     Severity,
     reject_duplicates,
 )
+from mitigator.models.gitops import GitOpsMode
 from mitigator.models.selector import LabelSelector
 
 PROMETHEUS_URL_INVALID = "prometheusURL must be an http:// or https:// URL"

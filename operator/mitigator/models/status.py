@@ -10,7 +10,6 @@ from pydantic import AwareDatetime, Field
 
 from mitigator.models.actions import ACTION_MODEL_OF_TYPE, AnyAction
 from mitigator.models.base import JsonObject, StatusModel
-from mitigator.models.gitops import GitOpsMode
 from mitigator.models.common import (
     CONDITION_REASON_PATTERN,
     ActionState,
@@ -18,6 +17,7 @@ from mitigator.models.common import (
     Phase,
     Severity,
 )
+from mitigator.models.gitops import GitOpsMode
 
 MAX_TIMELINE_ENTRIES = 200
 
@@ -133,6 +133,7 @@ class TimelineEvent(StrEnum):
     RESOLVED = "Resolved"
     FAILED = "Failed"
     SUPPRESSED = "Suppressed"
+    GITOPS = "GitOps"
 
 
 class TimelineEntry(StatusModel):

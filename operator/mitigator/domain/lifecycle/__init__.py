@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from mitigator.domain.lifecycle.draft import Event
+from mitigator.domain.lifecycle.gitops import restore_gitops
 from mitigator.domain.lifecycle.mitigating import await_approval, mitigate
 from mitigator.domain.lifecycle.resolving import release_claim, resolve_by_hand
 from mitigator.domain.lifecycle.tick import Advance, IncidentView, Tick
@@ -45,5 +46,6 @@ def advance(
         resolve_by_hand(tick)
     elif phase in _STEP_OF_PHASE:
         _STEP_OF_PHASE[phase](tick)
+    restore_gitops(tick)
     release_claim(tick)
     return tick.finish()

@@ -10,6 +10,7 @@ from mitigator.models import (
     ActionRecord,
     ActionState,
     Classification,
+    GitOpsRecord,
     IncidentStatus,
     Phase,
     RevertRecord,
@@ -49,6 +50,7 @@ class StatusDraft:
     mitigated_at: datetime | None
     resolved_at: datetime | None
     attached_to: str | None
+    gitops: GitOpsRecord | None
     timeline: list[TimelineEntry]
     events: list[Event] = field(default_factory=list)
 
@@ -69,6 +71,7 @@ class StatusDraft:
             mitigated_at=status.mitigated_at,
             resolved_at=status.resolved_at,
             attached_to=status.attached_to,
+            gitops=status.gitops,
             timeline=list(status.timeline or ()),
         )
 
@@ -90,6 +93,7 @@ class StatusDraft:
                 "mitigated_at": self.mitigated_at,
                 "resolved_at": self.resolved_at,
                 "attached_to": self.attached_to,
+                "gitops": self.gitops,
                 "timeline": tuple(self.timeline) or None,
             }
         )

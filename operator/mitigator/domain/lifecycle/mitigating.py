@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 from mitigator.domain.guardrails import admission, check_approval
+from mitigator.domain.lifecycle.gitops import gitops_gate
 from mitigator.domain.lifecycle.tick import Tick
 from mitigator.models import ActionRecord, ActionState, Phase, TimelineEvent, VerificationResult
 from mitigator.models.evidence import Contender
@@ -65,6 +66,8 @@ def mitigate(tick: Tick) -> None:
     if refusal:
         tick.note(TimelineEvent.REFUSED, refusal, warning=True)
         tick.escalate(f"refused before step {record.id}: {refusal}")
+        return
+    if not gitops_gate(tick, policy):
         return
     me = Contender(
         uid=tick.view.uid,

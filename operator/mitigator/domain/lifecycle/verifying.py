@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from mitigator.domain.drift import undone_reason
 from mitigator.domain.lifecycle.mitigating import next_step
 from mitigator.domain.lifecycle.resolving import resolve
 from mitigator.domain.lifecycle.tick import Tick
@@ -31,6 +32,17 @@ def verify(tick: Tick) -> None:
     timeout = criteria.timeout or window * 3
     previous = draft.verification or VerificationResult(passed=False)
     started = previous.window_started_at
+    undone = undone_reason(record, tick.target())
+    if undone is not None:
+        owner = tick.target().gitops
+        by = f" (the target is applied by {owner})" if owner else ""
+        message = (
+            f"step {record.id} was undone behind the operator's back{by}: {undone}; "
+            "not applying it again against the other writer"
+        )
+        tick.note(TimelineEvent.VERIFICATION_FAILED, message, warning=True)
+        tick.escalate(message)
+        return
     if started is None:
         pods = tick.target().pods
         if pods is None or pods.rollout_in_progress:
