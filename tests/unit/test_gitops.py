@@ -60,7 +60,7 @@ def test_suspending_and_restoring_argo_cd_self_heal() -> None:
 
 
 def test_suspending_and_restoring_flux() -> None:
-    ops, before, after = suspension(FLUX, {"spec": {"interval": "1m"}})
+    _, before, after = suspension(FLUX, {"spec": {"interval": "1m"}})
     assert (before, after) == ({"suspend": False}, {"suspend": True})
     ops, _, restored = restoration(FLUX, {"spec": {"suspend": True}}, before)
     assert restored == {"suspend": False}
