@@ -64,5 +64,6 @@ def test_suspending_and_restoring_flux() -> None:
     assert (before, after) == ({"suspend": False}, {"suspend": True})
     ops, _, restored = restoration(FLUX, {"spec": {"suspend": True}}, before)
     assert restored == {"suspend": False}
+    assert ops[-1] == {"op": "replace", "path": "/spec/suspend", "value": False}
     with pytest.raises(ActionRefused, match="resumed since"):
         restoration(FLUX, {"spec": {"suspend": False}}, before)
