@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
+from localkube.upstream import ARGO_CD_APPLICATION_CRD, FLUX_KUSTOMIZATION_CRD, fetch
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "manifests" / "prometheus-rules.yaml"
@@ -54,6 +55,26 @@ def install_crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
         return True
 
     wait_until(established, timeout=30, what="CRDs to be Established")
+
+
+def install_upstream_crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
+    """Argo CD's Application and Flux's Kustomization CRDs, as their projects ship them."""
+    files = [fetch(ARGO_CD_APPLICATION_CRD), fetch(FLUX_KUSTOMIZATION_CRD)]
+    for path in files:
+        kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    ext = client.ApiextensionsV1Api(api_client)
+    names = ["applications.argoproj.io", "kustomizations.kustomize.toolkit.fluxcd.io"]
+
+    def established() -> bool:
+        return all(
+            any(
+                c.type == "Established" and c.status == "True"
+                for c in ext.read_custom_resource_definition(name).status.conditions or []
+            )
+            for name in names
+        )
+
+    wait_until(established, timeout=30, what="the GitOps CRDs to be Established")
 
 
 class Signals:

@@ -195,6 +195,8 @@ class KubeClient:
             plural,
             name,
             patch,
+            # A list is a JSON patch; the client would send it as a merge patch.
+            _content_type="application/json-patch+json",
         )
 
     # ------------------------------------------------------------ our resources
