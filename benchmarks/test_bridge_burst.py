@@ -136,16 +136,16 @@ def _burst(
 
     # Every alert accounted for, by the answers and by the API server.
     assert [status for status, _, _ in answers] == [200] * ALERTS
-    created = {
-        incident["name"]
-        for _, body, _ in answers
-        for incident in body["incidents"]
-        if incident["result"] == "created"
-    }
+    results = [i for _, body, _ in answers for i in body["incidents"]]
+    created = {i["name"] for i in results if i["result"] == "created"}
+    attached = [i for i in results if i["result"] == "attached"]
     unmapped = [note["fingerprint"] for _, body, _ in answers for note in body["unmapped"]]
     expected_unmapped = len(range(0, ALERTS, UNMAPPED_EVERY))
     assert len(unmapped) == expected_unmapped
-    assert len(created) == ALERTS - expected_unmapped
+    # One Incident per Deployment: the other groups for it are attached to it, not opened.
+    targets = {p["alerts"][0]["labels"].get("deployment") for p in payloads} - {None}
+    assert len(created) == len(targets)
+    assert len(created) + len(attached) == ALERTS - expected_unmapped
     stored = {item["metadata"]["name"] for item in list_incidents(api_client, namespace)}
     assert stored == created
     assert [status for status, _, _ in resent] == [200] * ALERTS
