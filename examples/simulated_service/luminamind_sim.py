@@ -6,6 +6,7 @@ Deployment through the API and serves `luminamind_requests_total{status}`,
 values that follow what is deployed:
 
 - an image tag marked bad (containing "bad", or listed in --bad-tags) raises the 5xx rate;
+  one marked "clean" serves no 5xx at all;
 - load per ready replica drives latency, so scaling up lowers p95; the Deployment annotation
   `sim.luminamind.io/traffic: "5"` multiplies the traffic (a surge), without a rollout;
 - `sim.luminamind.io/leak: "true"` makes memory and latency grow with time since the last
@@ -16,6 +17,11 @@ values that follow what is deployed:
   `sim.luminamind.io/outage: "true"` (the guide's "Redis connection failure");
 - `GET /probe` answers what a client of the Service gets: 503 with Retry-After while the
   Service selects the maintenance backend (`--maintenance-label`), else 200 or 500.
+
+Its series are the pods', as a Prometheus client library in each pod would export them: a
+`pod` label; a pod's series are born with it (a status series only at the first request with
+that status) and gone with it, so a rollout starts every counter afresh. No ready pod, no
+request series at all (`luminamind_ready_replicas` still says 0, as kube-state-metrics would).
 
 Run: python luminamind_sim.py --namespace N --deployment D --port P [--kubeconfig K]
 """
@@ -30,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from kubernetes import client, config
 from prometheus_client import (
@@ -96,6 +103,8 @@ class Deployed:
     annotations: dict[str, str]
     rolled_out_at: datetime | None
     pod_labels: dict[str, str] = field(default_factory=dict)
+    # The names of the ready pods, which serve the requests and export the series.
+    pods: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,7 +123,8 @@ def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) ->
     if deployed.ready == 0 or deployed.annotations.get(f"{ANNOTATION}outage") == "true":
         return Behaviour(rps=rps, error_rate=1.0, latency_seconds=0.05, memory_bytes=0)
     tag = deployed.image.rsplit(":", 1)[-1] if ":" in deployed.image else "latest"
-    error_rate = BASE_ERROR_RATE
+    # A tag marked "clean" serves no error at all: its pods never export a 5xx series.
+    error_rate = 0.0 if "clean" in tag else BASE_ERROR_RATE
     if "bad" in tag or tag in bad_tags:
         error_rate = max(error_rate, BAD_IMAGE_ERROR_RATE)
     search_down = deployed.annotations.get(f"{ANNOTATION}web-search") == "down"
@@ -137,8 +147,21 @@ def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) ->
     )
 
 
+def ready_pods(core: client.CoreV1Api, namespace: str, selector: dict[str, str]) -> tuple[str, ...]:
+    labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
+    return tuple(
+        sorted(
+            pod.metadata.name
+            for pod in core.list_namespaced_pod(namespace, label_selector=labels).items
+            if not pod.metadata.deletion_timestamp
+            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        )
+    )
+
+
 def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed:
     dep = apps.read_namespaced_deployment(name, namespace)
+    pods = ready_pods(client.CoreV1Api(apps.api_client), namespace, dep.spec.selector.match_labels)
     container = dep.spec.template.spec.containers[0]
     template_annotations = dep.spec.template.metadata.annotations or {}
     restarted = template_annotations.get("kubectl.kubernetes.io/restartedAt")
@@ -156,6 +179,7 @@ def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed
         annotations=dict(dep.metadata.annotations or {}),
         rolled_out_at=rolled_out_at,
         pod_labels=dict(dep.spec.template.metadata.labels or {}),
+        pods=pods,
     )
 
 
@@ -166,10 +190,12 @@ class Simulator:
         self.namespace, self.deployment, self.bad_tags = namespace, deployment, bad_tags
         self.random = random.Random(seed)
         self.registry = CollectorRegistry()
-        labels = ["namespace", "deployment"]
+        labels = ["namespace", "deployment", "pod"]
         self.requests = Counter(
             "luminamind_requests", "Requests served", [*labels, "status"], registry=self.registry
         )
+        # The series each pod exports, to take them away with the pod.
+        self.series: dict[str, set[tuple[str, ...]]] = {}
         self.duration = Histogram(
             "luminamind_request_duration_seconds",
             "Request latency",
@@ -181,7 +207,10 @@ class Simulator:
             "luminamind_memory_bytes", "Resident memory", labels, registry=self.registry
         )
         self.ready = Gauge(
-            "luminamind_ready_replicas", "Ready replicas seen", labels, registry=self.registry
+            "luminamind_ready_replicas",
+            "Ready replicas seen",
+            ["namespace", "deployment"],
+            registry=self.registry,
         )
         self.tool_errors = Counter(
             "luminamind_tool_errors",
@@ -189,6 +218,7 @@ class Simulator:
             [*labels, "tool"],
             registry=self.registry,
         )
+        self.children: dict[tuple[str, ...], Any] = {}
         self.current: Behaviour | None = None
         self.service_selects_pods = True
 
@@ -204,20 +234,35 @@ class Simulator:
     def step(self, deployed: Deployed, *, seconds: float, now: datetime) -> None:
         state = behaviour(deployed, bad_tags=self.bad_tags, now=now)
         self.current = state
-        ids = (self.namespace, self.deployment)
-        count = int(state.rps * seconds + self.random.random())
+        self._forget_pods_gone(deployed.pods)
+        count = int(state.rps * seconds + self.random.random()) if deployed.pods else 0
         for _ in range(count):
+            pod = self.random.choice(deployed.pods)
             failed = self.random.random() < state.error_rate
-            status = ("503" if deployed.ready == 0 else "500") if failed else "200"
-            self.requests.labels(*ids, status).inc()
+            self._count(self.requests, pod, "500" if failed else "200")
             # Latency spread around the typical value: p95 lands near 1.3x of it.
-            self.duration.labels(*ids).observe(
+            self._child(self.duration, pod).observe(
                 state.latency_seconds * self.random.uniform(0.6, 1.35)
             )
             if failed and state.web_search_failing:
-                self.tool_errors.labels(*ids, "web_search").inc()
-        self.memory.labels(*ids).set(state.memory_bytes)
-        self.ready.labels(*ids).set(deployed.ready)
+                self._count(self.tool_errors, pod, "web_search")
+        for pod in deployed.pods:
+            self._child(self.memory, pod).set(state.memory_bytes / len(deployed.pods))
+        self.ready.labels(self.namespace, self.deployment).set(deployed.ready)
+
+    def _child(self, metric: Any, pod: str, *extra: str) -> Any:
+        values = (self.namespace, self.deployment, pod, *extra)
+        self.series.setdefault(pod, set()).add((metric._name, *values))
+        self.children[(metric._name, *values)] = metric
+        return metric.labels(*values)
+
+    def _count(self, metric: Any, pod: str, *extra: str) -> None:
+        self._child(metric, pod, *extra).inc()
+
+    def _forget_pods_gone(self, pods: tuple[str, ...]) -> None:
+        for pod in set(self.series) - set(pods):
+            for key in self.series.pop(pod):
+                self.children.pop(key).remove(*key[1:])
 
 
 def main(argv: list[str] | None = None) -> int:

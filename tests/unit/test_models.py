@@ -312,9 +312,9 @@ def test_render_substitutes_namespace_and_name() -> None:
     queries = MetricQueries()
     error_rate = queries.render(MetricKind.ERROR_RATE, namespace="prod", name="luminamind")
     assert error_rate == (
-        'sum(rate(luminamind_requests_total{namespace="prod",deployment="luminamind",'
-        'status=~"5.."}[1m])) / sum(rate(luminamind_requests_total{namespace="prod",'
-        'deployment="luminamind"}[1m]))'
+        '(sum(rate(luminamind_requests_total{namespace="prod",deployment="luminamind",'
+        'status=~"5.."}[1m])) or vector(0)) / sum(rate(luminamind_requests_total'
+        '{namespace="prod",deployment="luminamind"}[1m]))'
     )
     p95 = queries.render(MetricKind.P95_LATENCY, namespace="prod", name="luminamind")
     assert '{namespace="prod",deployment="luminamind"}' in p95

@@ -95,3 +95,28 @@ def test_no_ready_replica_is_an_outage(sim: ModuleType) -> None:
         sim.behaviour(deployed(sim, annotations=outage), bad_tags=frozenset(), now=NOW).error_rate
         == 1.0
     )
+
+
+def _samples(sim: ModuleType, simulator: object, name: str) -> dict[tuple[str, ...], float]:
+    registry = simulator.registry  # type: ignore[attr-defined]
+    return {
+        tuple(sample.labels.get(k, "") for k in ("pod", "status")): sample.value
+        for metric in registry.collect()
+        for sample in metric.samples
+        if sample.name == name
+    }
+
+
+def test_series_are_per_pod_born_with_it_and_gone_with_it(sim: ModuleType) -> None:
+    simulator = sim.Simulator(namespace="prod", deployment="web", bad_tags=frozenset(), seed=1)
+    clean = "r/luminamind:1.4.2-clean"
+    simulator.step(deployed(sim, image=clean, pods=("web-a", "web-b")), seconds=1, now=NOW)
+    requests = _samples(sim, simulator, "luminamind_requests_total")
+    # Both pods served; no error, so no 5xx series at all (born only at a first 5xx).
+    assert set(requests) == {("web-a", "200"), ("web-b", "200")}
+    simulator.step(deployed(sim, image=clean, pods=("web-c",)), seconds=1, now=NOW)
+    requests = _samples(sim, simulator, "luminamind_requests_total")
+    assert set(requests) == {("web-c", "200")}  # the old pods' series left with them
+    assert requests[("web-c", "200")] <= 41  # a new pod counts from zero
+    simulator.step(deployed(sim, ready=0, pods=()), seconds=1, now=NOW)
+    assert _samples(sim, simulator, "luminamind_requests_total") == {}

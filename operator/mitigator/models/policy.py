@@ -61,10 +61,13 @@ METRICS_TEMPLATE_PATTERN = (
 _METRICS_TEMPLATE = re.compile(METRICS_TEMPLATE_PATTERN.removeprefix("^").removesuffix("$"))
 _HTTP_URL = re.compile(HTTP_URL_PATTERN.removeprefix("^").removesuffix("$"))
 
+# Client libraries create a status series at its first request with that status, and new
+# pods start with fresh series: "no 5xx series" is no errors (`or vector(0)`), while no
+# traffic at all leaves the denominator empty, so the ratio stays no data (never healthy).
 DEFAULT_ERROR_RATE_QUERY = (
-    'sum(rate(luminamind_requests_total{namespace="$namespace",deployment="$name",'
-    'status=~"5.."}[1m])) / sum(rate(luminamind_requests_total{namespace="$namespace",'
-    'deployment="$name"}[1m]))'
+    '(sum(rate(luminamind_requests_total{namespace="$namespace",deployment="$name",'
+    'status=~"5.."}[1m])) or vector(0)) / sum(rate(luminamind_requests_total'
+    '{namespace="$namespace",deployment="$name"}[1m]))'
 )
 DEFAULT_P95_LATENCY_QUERY = (
     "histogram_quantile(0.95, sum by (le) (rate(luminamind_request_duration_seconds_bucket"
