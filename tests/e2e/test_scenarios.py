@@ -55,13 +55,17 @@ def record(scenario: str, incident: dict[str, Any]) -> None:
 
 
 def bridged_incident(service: Service, alertname: str, *, timeout: float = 90) -> str:
-    """The Incident the bridge created for ``alertname``, once it exists."""
+    """The Incident the bridge created for ``alertname``, or attached it to, once it exists."""
     found: list[str] = []
 
     def exists() -> bool:
         for item in service.incidents():
             source = item["spec"].get("source") or {}
-            if source.get("type") == "alertmanager" and source.get("alertname") == alertname:
+            # Opened for it, or attached to the target's open Incident (one per target).
+            names = {source.get("alertname")} | {
+                (a.get("labels") or {}).get("alertname") for a in source.get("alerts") or []
+            }
+            if source.get("type") == "alertmanager" and alertname in names:
                 found.append(item["metadata"]["name"])
                 return True
         return False
