@@ -43,8 +43,11 @@ from prometheus_client import (
 
 ANNOTATION = "sim.luminamind.io/"
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90)
-BASE_RPS = 40.0  # requests per second at traffic 1x
-CAPACITY_PER_REPLICA = 20.0  # requests per second one replica serves at base latency
+# Enough traffic that a 15s window holds thousands of requests: the demo policy checks a 0.5%
+# error rate over 15s, and at a few hundred requests the base 0.1% alone would cross it by
+# chance (three errors in a window), so a verification would pass or fail by luck.
+BASE_RPS = 200.0  # requests per second at traffic 1x
+CAPACITY_PER_REPLICA = 100.0  # requests per second one replica serves at base latency
 BASE_LATENCY_SECONDS = 0.8
 BAD_IMAGE_ERROR_RATE = 0.30
 WEB_SEARCH_ERROR_RATE = 0.08
