@@ -1,27 +1,27 @@
 """A simulated LuminaMind service: the guide's LLM agent service, as its metrics see it.
 
 Under kwok the pods do not really run, so this process stands in for them: it watches its
-Deployment through the API and serves `luminamind_requests_total{status}`,
-`luminamind_request_duration_seconds` and `luminamind_memory_bytes` for Prometheus, with
-values that follow what is deployed:
+Deployment and its pods through the API and serves, for each pod, what that pod's process
+would export (`luminamind_requests_total{status}`, `luminamind_request_duration_seconds`,
+`luminamind_memory_bytes`, `luminamind_tool_errors_total{tool}`, with the `pod` label the
+scrape would add), and `luminamind_ready_replicas` for the Deployment (as kube-state-metrics
+would). Like a real process's, a pod's series are born at their first sample (a 5xx series at
+the first error), reset when its container restarts, and are gone with the pod; only ready
+pods get traffic. The values follow what each pod runs:
 
 - an image tag marked bad (containing "bad", or listed in --bad-tags) raises the 5xx rate;
   one marked "clean" serves no 5xx at all;
 - load per ready replica drives latency, so scaling up lowers p95; the Deployment annotation
   `sim.luminamind.io/traffic: "5"` multiplies the traffic (a surge), without a rollout;
-- `sim.luminamind.io/leak: "true"` makes memory and latency grow with time since the last
-  rollout, until a restart (a new rollout) resets them;
+- `sim.luminamind.io/leak: "true"` makes a pod's memory and latency grow with the time since
+  it started (or since the leak was switched on, if later), until a restart replaces it;
 - `sim.luminamind.io/web-search: down` makes the web-search tool fail, which errors requests
   unless the container has DISABLE_WEB_SEARCH=true;
-- zero ready replicas is an outage: every request fails; so is
-  `sim.luminamind.io/outage: "true"` (the guide's "Redis connection failure");
+- zero ready replicas is an outage: no pod serves, clients get 503s that no pod counts; and
+  `sim.luminamind.io/outage: "true"` (the guide's "Redis connection failure") fails every
+  request the pods serve;
 - `GET /probe` answers what a client of the Service gets: 503 with Retry-After while the
   Service selects the maintenance backend (`--maintenance-label`), else 200 or 500.
-
-Its series are the pods', as a Prometheus client library in each pod would export them: a
-`pod` label; a pod's series are born with it (a status series only at the first request with
-that status) and gone with it, so a rollout starts every counter afresh. No ready pod, no
-request series at all (`luminamind_ready_replicas` still says 0, as kube-state-metrics would).
 
 Run: python luminamind_sim.py --namespace N --deployment D --port P [--kubeconfig K]
 """
@@ -29,6 +29,7 @@ Run: python luminamind_sim.py --namespace N --deployment D --port P [--kubeconfi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
 import signal
 import threading
@@ -36,7 +37,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from kubernetes import client, config
 from prometheus_client import (
@@ -50,8 +50,11 @@ from prometheus_client import (
 
 ANNOTATION = "sim.luminamind.io/"
 BUCKETS = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 7.5, 10, 15, 20, 30, 45, 60, 90)
-BASE_RPS = 40.0  # requests per second at traffic 1x
-CAPACITY_PER_REPLICA = 20.0  # requests per second one replica serves at base latency
+# Enough traffic that a 15s window holds thousands of requests: the demo policy checks a 0.5%
+# error rate over 15s, and at a few hundred requests the base 0.1% alone would cross it by
+# chance (three errors in a window), so a verification would pass or fail by luck.
+BASE_RPS = 200.0  # requests per second at traffic 1x
+CAPACITY_PER_REPLICA = 100.0  # requests per second one replica serves at base latency
 BASE_LATENCY_SECONDS = 0.8
 BAD_IMAGE_ERROR_RATE = 0.30
 WEB_SEARCH_ERROR_RATE = 0.08
@@ -93,6 +96,18 @@ def _service_selects(core: client.CoreV1Api, namespace: str, name: str, deployed
 
 
 @dataclass(frozen=True)
+class Pod:
+    """One pod of the Deployment: what its process runs, and since when."""
+
+    name: str
+    ready: bool
+    started_at: datetime | None
+    restarts: int
+    image: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Deployed:
     """What the Deployment says, reduced to what the simulation reacts to."""
 
@@ -103,8 +118,7 @@ class Deployed:
     annotations: dict[str, str]
     rolled_out_at: datetime | None
     pod_labels: dict[str, str] = field(default_factory=dict)
-    # The names of the ready pods, which serve the requests and export the series.
-    pods: tuple[str, ...] = ()
+    pods: tuple[Pod, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -118,7 +132,7 @@ class Behaviour:
 
 def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) -> Behaviour:
     """The service's condition for what is deployed (pure, so it can be tested and explained)."""
-    traffic = float(deployed.annotations.get(f"{ANNOTATION}traffic", "1") or 1)
+    traffic = float(deployed.annotations.get(f"{ANNOTATION}traffic") or "1")
     rps = BASE_RPS * traffic
     if deployed.ready == 0 or deployed.annotations.get(f"{ANNOTATION}outage") == "true":
         return Behaviour(rps=rps, error_rate=1.0, latency_seconds=0.05, memory_bytes=0)
@@ -147,21 +161,58 @@ def behaviour(deployed: Deployed, *, bad_tags: frozenset[str], now: datetime) ->
     )
 
 
-def ready_pods(core: client.CoreV1Api, namespace: str, selector: dict[str, str]) -> tuple[str, ...]:
-    labels = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    return tuple(
-        sorted(
-            pod.metadata.name
-            for pod in core.list_namespaced_pod(namespace, label_selector=labels).items
-            if not pod.metadata.deletion_timestamp
-            and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
-        )
+def pod_behaviour(
+    deployed: Deployed,
+    pod: Pod,
+    *,
+    serving: int,
+    bad_tags: frozenset[str],
+    now: datetime,
+    leak_since: datetime | None = None,
+) -> Behaviour:
+    """One pod's condition: what its own container runs (during a rollout old and new pods
+    differ), the Deployment's load shared by the ``serving`` ready pods, and a leak that grew
+    since the pod started or since the leak began, whichever is later. ``rps`` and
+    ``memory_bytes`` are this pod's share."""
+    started = max((t for t in (pod.started_at, leak_since) if t is not None), default=None)
+    replicas = max(serving, 1)
+    view = Deployed(
+        ready=replicas,
+        desired=deployed.desired,
+        image=pod.image,
+        env=pod.env,
+        annotations=deployed.annotations,
+        rolled_out_at=started or deployed.rolled_out_at,
+        pod_labels=deployed.pod_labels,
+    )
+    state = behaviour(view, bad_tags=bad_tags, now=now)
+    return Behaviour(
+        rps=state.rps / replicas,
+        error_rate=state.error_rate,
+        latency_seconds=state.latency_seconds,
+        memory_bytes=state.memory_bytes / replicas,
+        web_search_failing=state.web_search_failing,
     )
 
 
-def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed:
+def _pod(pod: client.V1Pod) -> Pod:
+    status = pod.status
+    container = pod.spec.containers[0]
+    ready = any(c.type == "Ready" and c.status == "True" for c in status.conditions or [])
+    return Pod(
+        name=pod.metadata.name,
+        ready=ready,
+        started_at=status.start_time or pod.metadata.creation_timestamp,
+        restarts=sum(c.restart_count or 0 for c in status.container_statuses or []),
+        image=container.image,
+        env={e.name: e.value or "" for e in container.env or []},
+    )
+
+
+def read_deployed(
+    apps: client.AppsV1Api, namespace: str, name: str, core: client.CoreV1Api | None = None
+) -> Deployed:
     dep = apps.read_namespaced_deployment(name, namespace)
-    pods = ready_pods(client.CoreV1Api(apps.api_client), namespace, dep.spec.selector.match_labels)
     container = dep.spec.template.spec.containers[0]
     template_annotations = dep.spec.template.metadata.annotations or {}
     restarted = template_annotations.get("kubectl.kubernetes.io/restartedAt")
@@ -171,8 +222,14 @@ def read_deployed(apps: client.AppsV1Api, namespace: str, name: str) -> Deployed
         if restarted
         else (progressing.last_update_time if progressing else dep.metadata.creation_timestamp)
     )
+    pods: tuple[Pod, ...] = ()
+    if core is not None:
+        selector = ",".join(f"{k}={v}" for k, v in (dep.spec.selector.match_labels or {}).items())
+        listed = core.list_namespaced_pod(namespace, label_selector=selector).items
+        # A terminating pod's process is on its way out: its series go with it.
+        pods = tuple(_pod(p) for p in listed if p.metadata.deletion_timestamp is None)
     return Deployed(
-        ready=dep.status.ready_replicas or 0,
+        ready=dep.status.ready_replicas or 0,  # the API omits a count of zero
         desired=dep.spec.replicas or 0,
         image=container.image,
         env={e.name: e.value or "" for e in container.env or []},
@@ -190,79 +247,97 @@ class Simulator:
         self.namespace, self.deployment, self.bad_tags = namespace, deployment, bad_tags
         self.random = random.Random(seed)
         self.registry = CollectorRegistry()
-        labels = ["namespace", "deployment", "pod"]
+        labels = ["namespace", "deployment"]
+        per_pod = [*labels, "pod"]
         self.requests = Counter(
-            "luminamind_requests", "Requests served", [*labels, "status"], registry=self.registry
+            "luminamind_requests", "Requests served", [*per_pod, "status"], registry=self.registry
         )
-        # The series each pod exports, to take them away with the pod.
-        self.series: dict[str, set[tuple[str, ...]]] = {}
         self.duration = Histogram(
             "luminamind_request_duration_seconds",
             "Request latency",
-            labels,
+            per_pod,
             buckets=BUCKETS,
             registry=self.registry,
         )
         self.memory = Gauge(
-            "luminamind_memory_bytes", "Resident memory", labels, registry=self.registry
+            "luminamind_memory_bytes", "Resident memory", per_pod, registry=self.registry
         )
         self.ready = Gauge(
-            "luminamind_ready_replicas",
-            "Ready replicas seen",
-            ["namespace", "deployment"],
-            registry=self.registry,
+            "luminamind_ready_replicas", "Ready replicas seen", labels, registry=self.registry
         )
         self.tool_errors = Counter(
             "luminamind_tool_errors",
             "Tool call failures",
-            [*labels, "tool"],
+            [*per_pod, "tool"],
             registry=self.registry,
         )
-        self.children: dict[tuple[str, ...], Any] = {}
-        self.current: Behaviour | None = None
+        self.serving: list[Behaviour] = []
         self.service_selects_pods = True
+        self.leak_since: datetime | None = None
+        self._processes: dict[str, int] = {}  # pod → restarts: one process per container run
 
     def probe(self) -> tuple[int, dict[str, str]]:
         """What one request through the Service gets now."""
         if not self.service_selects_pods:
             return 503, {"Retry-After": "120"}  # the maintenance backend's answer
-        state = self.current
-        if state is None or self.random.random() < state.error_rate:
-            return 500, {}
-        return 200, {}
+        if not self.serving:
+            return 503, {}  # no ready endpoint behind the Service
+        state = self.random.choice(self.serving)
+        return (500, {}) if self.random.random() < state.error_rate else (200, {})
+
+    def _forget(self, pod: str) -> None:
+        """A pod's process is gone (deleted, or its container restarted): so are its series."""
+        ids = (self.namespace, self.deployment, pod)
+        children: list[tuple[Counter | Gauge | Histogram, tuple[str, ...]]] = [
+            (self.requests, (*ids, "200")),
+            (self.requests, (*ids, "500")),
+            (self.duration, ids),
+            (self.memory, ids),
+            (self.tool_errors, (*ids, "web_search")),
+        ]
+        for metric, values in children:
+            with contextlib.suppress(KeyError):
+                metric.remove(*values)
 
     def step(self, deployed: Deployed, *, seconds: float, now: datetime) -> None:
-        state = behaviour(deployed, bad_tags=self.bad_tags, now=now)
-        self.current = state
-        self._forget_pods_gone(deployed.pods)
-        count = int(state.rps * seconds + self.random.random()) if deployed.pods else 0
-        for _ in range(count):
-            pod = self.random.choice(deployed.pods)
-            failed = self.random.random() < state.error_rate
-            self._count(self.requests, pod, "500" if failed else "200")
-            # Latency spread around the typical value: p95 lands near 1.3x of it.
-            self._child(self.duration, pod).observe(
-                state.latency_seconds * self.random.uniform(0.6, 1.35)
-            )
-            if failed and state.web_search_failing:
-                self._count(self.tool_errors, pod, "web_search")
+        leaking = deployed.annotations.get(f"{ANNOTATION}leak") == "true"
+        self.leak_since = (self.leak_since or now) if leaking else None
+        current = {pod.name: pod.restarts for pod in deployed.pods}
+        for name, restarts in list(self._processes.items()):
+            if current.get(name) != restarts:
+                self._forget(name)
+                del self._processes[name]
+        self._processes.update(current)
+
+        serving = [pod for pod in deployed.pods if pod.ready]
+        states: list[Behaviour] = []
         for pod in deployed.pods:
-            self._child(self.memory, pod).set(state.memory_bytes / len(deployed.pods))
+            state = pod_behaviour(
+                deployed,
+                pod,
+                serving=len(serving),
+                bad_tags=self.bad_tags,
+                now=now,
+                leak_since=self.leak_since,
+            )
+            ids = (self.namespace, self.deployment, pod.name)
+            self.memory.labels(*ids).set(state.memory_bytes)
+            if not pod.ready:
+                continue
+            states.append(state)
+            count = int(state.rps * seconds + self.random.random())
+            for _ in range(count):
+                failed = self.random.random() < state.error_rate
+                # A series is born at its first sample: the 5xx one at the first error.
+                self.requests.labels(*ids, "500" if failed else "200").inc()
+                # Latency spread around the typical value: p95 lands near 1.3x of it.
+                self.duration.labels(*ids).observe(
+                    state.latency_seconds * self.random.uniform(0.6, 1.35)
+                )
+                if failed and state.web_search_failing:
+                    self.tool_errors.labels(*ids, "web_search").inc()
+        self.serving = states
         self.ready.labels(self.namespace, self.deployment).set(deployed.ready)
-
-    def _child(self, metric: Any, pod: str, *extra: str) -> Any:
-        values = (self.namespace, self.deployment, pod, *extra)
-        self.series.setdefault(pod, set()).add((metric._name, *values))
-        self.children[(metric._name, *values)] = metric
-        return metric.labels(*values)
-
-    def _count(self, metric: Any, pod: str, *extra: str) -> None:
-        self._child(metric, pod, *extra).inc()
-
-    def _forget_pods_gone(self, pods: tuple[str, ...]) -> None:
-        for pod in set(self.series) - set(pods):
-            for key in self.series.pop(pod):
-                self.children.pop(key).remove(*key[1:])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     while not stop.wait(args.interval):
         now = time.monotonic()
         try:
-            deployed = read_deployed(apps, args.namespace, args.deployment)
+            deployed = read_deployed(apps, args.namespace, args.deployment, core)
         except Exception as exc:
             print(f"luminamind-sim: cannot read the Deployment: {exc}", flush=True)
             continue
