@@ -30,14 +30,12 @@ def gitops_gate(tick: Tick, policy: PolicySpec) -> bool:
         return True
     mode = next((r.gitops for r in policy.rules if r.name == draft.rule), GitOpsMode.REFUSE)
     if mode is GitOpsMode.REFUSE:
-        message = (
-            f"refused: Deployment {tick.spec.target.name} is applied by {owner}, whose "
-            "reconciliation would undo a mitigation; the rule says gitops: refuse; nothing "
-            "was changed"
+        refusal = (
+            f"Deployment {tick.spec.target.name} is applied by {owner}, whose reconciliation "
+            "would undo a mitigation; the rule says gitops: refuse"
         )
-        draft.gitops = _record(tick, owner, mode, GitOpsState.REFUSED, message)
-        tick.note(TimelineEvent.REFUSED, message, warning=True)
-        tick.escalate(message)
+        draft.gitops = _record(tick, owner, mode, GitOpsState.REFUSED, refusal)
+        tick.refuse(refusal)
         return False
     if mode is GitOpsMode.PROCEED:
         message = (

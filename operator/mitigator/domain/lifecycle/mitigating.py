@@ -64,8 +64,7 @@ def mitigate(tick: Tick) -> None:
         return
     refusal = tick.protected_refusal(policy)
     if refusal:
-        tick.note(TimelineEvent.REFUSED, refusal, warning=True)
-        tick.escalate(f"refused before step {record.id}: {refusal}")
+        tick.refuse(refusal, before=f"step {record.id}")
         return
     if not gitops_gate(tick, policy):
         return
@@ -145,9 +144,7 @@ def _settle(tick: Tick, index: int, record: ActionRecord, outcome: ActionOutcome
                 "started_at": started_at,
             }
         )
-        tick.note(TimelineEvent.REFUSED, outcome.message, warning=True)
-        unchanged = "" if draft.holds_claim else "; nothing was changed"
-        tick.escalate(f"refused before step {record.id}: {outcome.message}{unchanged}")
+        tick.refuse(outcome.message, before=f"step {record.id}")
     elif outcome.state is ActionState.FAILED and outcome.retryable:
         draft.actions[index] = record.model_copy(
             update={"message": outcome.message, "started_at": started_at}

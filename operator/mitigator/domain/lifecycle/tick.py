@@ -137,6 +137,14 @@ class Tick:
         self.draft.enter(Phase.ESCALATED, message)
         self.note(TimelineEvent.ESCALATED, message, warning=True)
 
+    def refuse(self, refusal: str, *, before: str | None = None) -> None:
+        """A guardrail said no: the refusal in the timeline, then Escalated with it, saying
+        whether anything had been changed before."""
+        self.note(TimelineEvent.REFUSED, refusal, warning=True)
+        where = f" before {before}" if before else ""
+        unchanged = "" if self.draft.holds_claim else "; nothing was changed"
+        self.escalate(f"refused{where}: {refusal}{unchanged}")
+
     def fail(self, message: str) -> None:
         self.draft.enter(Phase.FAILED, message)
         self.note(TimelineEvent.FAILED, message, warning=True)

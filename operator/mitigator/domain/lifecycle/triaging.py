@@ -53,8 +53,7 @@ def triage(tick: Tick) -> None:
         return
     refusal = tick.protected_refusal(policy)
     if refusal:
-        tick.note(TimelineEvent.REFUSED, refusal, warning=True)
-        tick.escalate(f"refused: {refusal}; nothing was changed")
+        tick.refuse(refusal)
         return
     last_rollout_age = tick.now - target.last_rollout_at if target.last_rollout_at else None
     plan = plan_steps(spec, policy, severity=severity, last_rollout_age=last_rollout_age)
