@@ -12,8 +12,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from localkube.testing import ClusterAccess
+from tests.support.invalid_cases import INVALID_CASES, InvalidCase
 from tests.support.objects import GROUP, VERSION
-from tests.unit.invalid_cases import INVALID_CASES, InvalidCase
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from mitigator.models import IncidentSpec, PolicySpec, describe_validation_error
-from tests.unit.invalid_cases import INVALID_CASES, InvalidCase
+from tests.support.invalid_cases import INVALID_CASES, InvalidCase
 
 MODELS: dict[str, type[IncidentSpec] | type[PolicySpec]] = {
     "Incident": IncidentSpec,
