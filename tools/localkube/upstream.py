@@ -43,6 +43,7 @@ def fetch(file: UpstreamFile) -> Path:
     """The file, from the cache or from the module's zip."""
     if file.cached.exists():
         return file.cached
+    cache_root().mkdir(parents=True, exist_ok=True)
     result = subprocess.run(
         ["go", "mod", "download", "-json", f"{file.module}@{file.version}"],
         capture_output=True,
