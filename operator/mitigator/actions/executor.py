@@ -9,7 +9,6 @@ acting again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import singledispatchmethod
 
 from mitigator.actions import builders, marker
@@ -21,8 +20,9 @@ from mitigator.actions.change import (
     replicas_op,
     selector_op,
 )
+from mitigator.actions.outcomes import answered
 from mitigator.actions.reverts import build_revert, others_named
-from mitigator.k8s import ApiError, Conflict, KubeClient, NotFound
+from mitigator.k8s import KubeClient, NotFound
 from mitigator.models import (
     ActionState,
     AnyAction,
@@ -48,14 +48,14 @@ class ActionExecutor:
         self.kube = kube
 
     def apply(self, request: ActionRequest) -> ActionOutcome:
-        return _answered(lambda: self._apply(request))
+        return answered(lambda: self._apply(request))
 
     def revert(self, request: RevertRequest) -> ActionOutcome:
-        return _answered(lambda: self._revert(request))
+        return answered(lambda: self._revert(request))
 
     def release(self, request: ReleaseRequest) -> ActionOutcome:
         """Give the target's claim up; a claim already gone (or another's) is left alone."""
-        return _answered(lambda: self._release(request))
+        return answered(lambda: self._release(request))
 
     def _apply(self, request: ActionRequest) -> ActionOutcome:
         deployment = self.kube.read_deployment(request.namespace, request.target)
@@ -267,17 +267,3 @@ def _finish(
         message=str(earlier.get("message", "")),
         others=others,
     )
-
-
-def _answered(act: Callable[[], ActionOutcome]) -> ActionOutcome:
-    """Run an apply or a revert; what can go wrong becomes an outcome, never an exception."""
-    try:
-        return act()
-    except NotFound as exc:
-        return ActionOutcome(ActionState.FAILED, str(exc))
-    except ActionRefused as exc:
-        return ActionOutcome(ActionState.SKIPPED, str(exc))
-    except Conflict as exc:
-        return ActionOutcome(ActionState.FAILED, str(exc), retryable=True)
-    except ApiError as exc:
-        return ActionOutcome(ActionState.FAILED, str(exc), retryable=exc.transient)

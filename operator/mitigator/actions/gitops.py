@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 from mitigator.actions import marker
 from mitigator.actions.change import ActionRefused
-from mitigator.k8s import ApiError, Conflict, KubeClient, NotFound
+from mitigator.actions.outcomes import answered
+from mitigator.k8s import KubeClient
 from mitigator.k8s.calls import CustomResource
 from mitigator.models import ActionState, JsonObject, format_timestamp
 from mitigator.models.execution import ActionOutcome, GitOpsRequest
@@ -94,41 +95,37 @@ class GitOpsSwitch:
     def _switch(
         self, request: GitOpsRequest, decide: Callable[[JsonObject], Switch], done: str
     ) -> ActionOutcome:
+        return answered(lambda: self._write(request, decide, done))
+
+    def _write(
+        self, request: GitOpsRequest, decide: Callable[[JsonObject], Switch], done: str
+    ) -> ActionOutcome:
         owner = request.owner
         resource = RESOURCES[owner.kind]
-        try:
-            obj = self.kube.read_custom(resource, owner.namespace, owner.name)
-            earlier = marker.find_record(obj, request.key)
-            if earlier is not None:
-                return ActionOutcome(
-                    ActionState.APPLIED,
-                    f"{owner} already {done} at {earlier.get('at')}",
-                    before=earlier.get("before", {}),
-                    after=earlier.get("after", {}),
-                    recovered=True,
-                )
-            ops, before, after = decide(obj)
-            message = f"{owner} {done} ({before} -> {after})"
-            record = {
-                "key": request.key,
-                "type": "gitops",
-                "at": format_timestamp(request.now),
-                "before": before,
-                "after": after,
-                "message": message,
-            }
-            self.kube.patch_custom(
-                resource,
-                owner.namespace,
-                owner.name,
-                [*ops, *marker.guard_ops(obj, ()), *marker.record_ops(obj, record)],
+        obj = self.kube.read_custom(resource, owner.namespace, owner.name)
+        earlier = marker.find_record(obj, request.key)
+        if earlier is not None:
+            return ActionOutcome(
+                ActionState.APPLIED,
+                f"{owner} already {done} at {earlier.get('at')}",
+                before=earlier.get("before", {}),
+                after=earlier.get("after", {}),
+                recovered=True,
             )
-        except ActionRefused as exc:
-            return ActionOutcome(ActionState.SKIPPED, str(exc))
-        except NotFound:
-            return ActionOutcome(ActionState.FAILED, f"{owner} not found")
-        except Conflict as exc:  # changed since we read it: the next tick decides again
-            return ActionOutcome(ActionState.FAILED, str(exc), retryable=True)
-        except ApiError as exc:
-            return ActionOutcome(ActionState.FAILED, str(exc), retryable=exc.transient)
+        ops, before, after = decide(obj)
+        message = f"{owner} {done} ({before} -> {after})"
+        record = {
+            "key": request.key,
+            "type": "gitops",
+            "at": format_timestamp(request.now),
+            "before": before,
+            "after": after,
+            "message": message,
+        }
+        self.kube.patch_custom(
+            resource,
+            owner.namespace,
+            owner.name,
+            [*ops, *marker.guard_ops(obj, ()), *marker.record_ops(obj, record)],
+        )
         return ActionOutcome(ActionState.APPLIED, message, before=before, after=after)
