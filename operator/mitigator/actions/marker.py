@@ -122,17 +122,8 @@ def guard_ops(obj: JsonObject, paths: tuple[str, ...]) -> list[JsonObject]:
     """For an object beside the Deployment (a Service, an autoscaler), whose status others
     update all the time: test the fields we change, and our records, as read. Of two writers
     deciding on the same fields, the second one's patch fails."""
-    ops = [{"op": "test", "path": path, "value": _at(obj, path)} for path in paths]
-    annotations = _annotations(obj)
-    if ACTIONS_ANNOTATION in annotations:
-        ops.append(
-            {
-                "op": "test",
-                "path": _pointer(ACTIONS_ANNOTATION),
-                "value": annotations[ACTIONS_ANNOTATION],
-            }
-        )
-    return ops
+    fields = [{"op": "test", "path": path, "value": _at(obj, path)} for path in paths]
+    return [*fields, *_annotation_tests(obj, (ACTIONS_ANNOTATION,))]
 
 
 def _at(obj: JsonObject, path: str) -> object:
@@ -143,34 +134,31 @@ def _at(obj: JsonObject, path: str) -> object:
     return value
 
 
-def precondition_ops(obj: JsonObject) -> list[JsonObject]:
-    """Refuse the patch if someone changed what we decided on since we read it.
+def precondition_ops(deployment: JsonObject) -> list[JsonObject]:
+    """Refuse the Deployment's patch if someone changed what we decided on since we read it.
 
-    What we decide on is the spec and our own records: a Deployment is tested on its
-    generation, which moves with every spec change but not with the controller's status
-    updates; a Service has no generation, so its selector, the field we switch, is tested.
-    Then the records and the claim, as read: another Incident's write changes them, so of two
-    writers deciding on the same state only the first one's patch is accepted. Where there
-    are no records yet, nothing names them to test, and the resourceVersion is tested instead.
+    What we decide on is the spec and our own records: the generation moves with every spec
+    change but not with the controller's status updates. Then the records and the claim, as
+    read: another Incident's write changes them, so of two writers deciding on the same state
+    only the first one's patch is accepted. Where there are no records yet, nothing names them
+    to test, and the resourceVersion is tested instead.
     """
-    metadata = obj.get("metadata", {})
-    if "generation" in metadata:
-        ops = [{"op": "test", "path": "/metadata/generation", "value": metadata["generation"]}]
-    else:
-        ops = [
-            {"op": "test", "path": "/spec/selector", "value": obj.get("spec", {}).get("selector")}
-        ]
-    annotations = _annotations(obj)
-    if ACTIONS_ANNOTATION not in annotations:
+    metadata = deployment.get("metadata", {})
+    ops = [{"op": "test", "path": "/metadata/generation", "value": metadata.get("generation")}]
+    if ACTIONS_ANNOTATION not in _annotations(deployment):
+        resource_version = metadata["resourceVersion"]
         return [
             *ops,
-            {
-                "op": "test",
-                "path": "/metadata/resourceVersion",
-                "value": metadata["resourceVersion"],
-            },
+            {"op": "test", "path": "/metadata/resourceVersion", "value": resource_version},
         ]
-    for key in (ACTIONS_ANNOTATION, CLAIM_ANNOTATION):
-        if key in annotations:
-            ops.append({"op": "test", "path": _pointer(key), "value": annotations[key]})
-    return ops
+    return [*ops, *_annotation_tests(deployment, (ACTIONS_ANNOTATION, CLAIM_ANNOTATION))]
+
+
+def _annotation_tests(obj: JsonObject, keys: tuple[str, ...]) -> list[JsonObject]:
+    """`test` operations for those of our annotations the object carries, as read."""
+    annotations = _annotations(obj)
+    return [
+        {"op": "test", "path": _pointer(key), "value": annotations[key]}
+        for key in keys
+        if key in annotations
+    ]

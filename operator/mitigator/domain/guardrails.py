@@ -126,8 +126,9 @@ def target_wait(candidates: Sequence[PolicyCandidate], *, policy_ref: str | None
     """How long an Incident waits for a missing target: the named policy's targetWait, else
     the longest of the namespace's valid policies (a missing target has no labels to choose
     by), else the default."""
-    specs = [c.spec for c in candidates if c.spec is not None]
-    if policy_ref is not None:
-        specs = [c.spec for c in candidates if c.spec is not None and c.name == policy_ref]
-    waits = [spec.guardrails.target_wait for spec in specs]
+    waits = [
+        c.spec.guardrails.target_wait
+        for c in candidates
+        if c.spec is not None and policy_ref in (None, c.name)
+    ]
     return max(waits, default=Guardrails().target_wait)
