@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -11,8 +10,8 @@ from kubernetes import client
 from mitigator import ACTIONS_ANNOTATION
 from mitigator.actions.executor import ActionExecutor
 from mitigator.k8s import KubeClient
-from mitigator.models import ActionStep, ActionType
-from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
+from mitigator.models.execution import ActionOutcome
+from tests.support.actions import apply_step, revert_step
 from tests.support.kube import deployment_manifest, wait_rollout
 
 pytestmark = pytest.mark.cluster
@@ -34,34 +33,18 @@ def _apply(
     action_id: str | None = None,
     max_replicas: int = 10,
 ) -> ActionOutcome:
-    return executor.apply(
-        ActionRequest(
-            namespace=namespace,
-            target="svc",
-            incident_uid="uid-1",
-            incident_name="inc-1",
-            action_id=action_id or f"0-{action_type}",
-            action=ActionStep.model_validate({action_type: params}).action,
-            admit=lambda _records: None,
-            max_replicas=max_replicas,
-            now=datetime.now(UTC),
-        )
+    step = {action_type: params}
+    action_id = action_id or f"0-{action_type}"
+    return apply_step(
+        executor, namespace, "svc", step, action_id=action_id, max_replicas=max_replicas
     )
 
 
 def _revert(
     executor: ActionExecutor, namespace: str, action_type: str, before: dict[str, Any]
 ) -> ActionOutcome:
-    return executor.revert(
-        RevertRequest(
-            namespace=namespace,
-            target="svc",
-            incident_uid="uid-1",
-            action_id=f"0-{action_type}",
-            action_type=ActionType(action_type),
-            before=before,
-            now=datetime.now(UTC),
-        )
+    return revert_step(
+        executor, namespace, "svc", action_type, before, action_id=f"0-{action_type}"
     )
 
 

@@ -4,7 +4,6 @@ target created after its Incident."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,8 +12,8 @@ from kubernetes import client
 from localkube.processes import wait_until
 from mitigator.actions.executor import ActionExecutor
 from mitigator.k8s import KubeClient
-from mitigator.models import ActionStep, ActionType
-from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
+from mitigator.models.execution import ActionOutcome
+from tests.support.actions import apply_step, revert_step
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 
@@ -24,36 +23,17 @@ pytestmark = pytest.mark.cluster
 def _apply(
     api_client: client.ApiClient, namespace: str, step: dict[str, Any], *, max_replicas: int = 10
 ) -> ActionOutcome:
-    action = ActionStep.model_validate(step).action
-    return ActionExecutor(KubeClient(api_client)).apply(
-        ActionRequest(
-            namespace=namespace,
-            target="web",
-            incident_uid="uid-1",
-            incident_name="inc",
-            action_id="0-step",
-            action=action,
-            max_replicas=max_replicas,
-            admit=lambda _records: None,
-            now=datetime.now(UTC),
-        )
+    executor = ActionExecutor(KubeClient(api_client))
+    return apply_step(
+        executor, namespace, "web", step, action_id="0-step", max_replicas=max_replicas
     )
 
 
 def _revert(
     api_client: client.ApiClient, namespace: str, action_type: str, before: dict[str, Any]
 ) -> ActionOutcome:
-    return ActionExecutor(KubeClient(api_client)).revert(
-        RevertRequest(
-            namespace=namespace,
-            target="web",
-            incident_uid="uid-1",
-            action_id="0-step",
-            action_type=ActionType(action_type),
-            before=before,
-            now=datetime.now(UTC),
-        )
-    )
+    executor = ActionExecutor(KubeClient(api_client))
+    return revert_step(executor, namespace, "web", action_type, before, action_id="0-step")
 
 
 def _autoscaler(namespace: str, *, low: int, high: int) -> dict[str, Any]:
