@@ -12,27 +12,38 @@ def _run(args: argparse.Namespace) -> int:
 
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
+    from mitigator.handlers.leadership import lease_namespace, show_leadership_log  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
 
-    overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
+    overrides: dict[str, object] = (
+        {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
+    )
+    if args.leader_elect is not None:
+        overrides["leader_election"] = args.leader_elect
+    if args.lease_namespace:
+        overrides["lease_namespace"] = args.lease_namespace
     try:
-        settings = OperatorSettings(**overrides)
+        settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
+        settings = settings.model_copy(
+            update={"lease_namespace": lease_namespace(settings, args.namespace or [])}
+        )
     except ValidationError as exc:
         print(f"mitigator run: {describe_validation_error(exc, root='settings')}", file=sys.stderr)
         return 2
     except ConfigError as exc:
         print(f"mitigator run: {exc}", file=sys.stderr)
         return 2
+    show_leadership_log()
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     kopf.run(
         registry=registry,
-        standalone=args.standalone,
+        # kopf's peering decides nothing: every replica watches, the Lease says who acts.
+        standalone=True,
         clusterwide=not args.namespace,
         namespaces=args.namespace or [],
         liveness_endpoint=args.liveness,
-        priority=args.priority,
     )
     return 0
 
@@ -86,9 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--standalone",
         action="store_true",
-        help="skip peering (single instance); without it, kopf's peering resources must exist",
+        help="accepted for compatibility: kopf's peering is never used (see --leader-elect)",
     )
-    run.add_argument("--priority", type=int, default=0, help="peering priority")
+    run.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="act only while holding the leader Lease (env MITIGATOR_LEADER_ELECTION; default on)",
+    )
+    run.add_argument(
+        "--lease-namespace",
+        default=None,
+        help="namespace of the leader Lease (env MITIGATOR_LEASE_NAMESPACE; default: the pod's)",
+    )
     run.add_argument("--liveness", default=None, help="e.g. http://0.0.0.0:8080/healthz")
     run.add_argument(
         "--prometheus-url",

@@ -41,6 +41,17 @@ pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "manifests"
+BASE = ROOT / "config" / "base"
+CLUSTER_WIDE = ROOT / "config" / "overlays" / "cluster-wide"
+
+
+def _bridge_account() -> dict[str, Any]:
+    [account] = [
+        doc
+        for doc in yaml.safe_load_all((BASE / "serviceaccounts.yaml").read_text())
+        if doc["metadata"]["name"] == "mitigator-bridge"
+    ]
+    return dict(account)
 
 
 def _clean_environment(cluster: ClusterAccess) -> dict[str, str]:
@@ -158,9 +169,11 @@ def _kubectl(cluster: ClusterAccess, *argv: str, stdin: str | None = None) -> st
 
 
 def _rbac_in(namespace: str) -> list[dict[str, Any]]:
-    """manifests/bridge-rbac.yaml, moved into a test namespace (cluster-scoped names get the
-    namespace as suffix so that the suite leaves the cluster as it found it)."""
-    docs = [doc for doc in yaml.safe_load_all((MANIFESTS / "bridge-rbac.yaml").read_text()) if doc]
+    """config/overlays/cluster-wide/bridge-rbac.yaml and the bridge's ServiceAccount, moved
+    into a test namespace (cluster-scoped names get the namespace as suffix so that the suite
+    leaves the cluster as it found it)."""
+    rbac = yaml.safe_load_all((CLUSTER_WIDE / "bridge-rbac.yaml").read_text())
+    docs = [_bridge_account(), *(doc for doc in rbac if doc)]
     cluster_name = f"mitigator-bridge-{namespace}"
     for doc in docs:
         if doc["kind"] == "ServiceAccount":
@@ -273,7 +286,10 @@ def test_the_shipped_rbac_is_enough_and_no_more(
 def test_the_bridge_deployment_manifest_is_accepted_and_agrees_with_the_command(
     cluster: ClusterAccess, namespace: str
 ) -> None:
-    docs = [doc for doc in yaml.safe_load_all((MANIFESTS / "bridge.yaml").read_text()) if doc]
+    docs = [
+        yaml.safe_load((BASE / name).read_text())
+        for name in ("bridge-deployment.yaml", "bridge-service.yaml")
+    ]
     for doc in docs:
         doc["metadata"]["namespace"] = namespace
     _kubectl(cluster, "apply", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump_all(docs))
@@ -288,12 +304,9 @@ def test_the_bridge_deployment_manifest_is_accepted_and_agrees_with_the_command(
     [port] = container["ports"]
     assert args.port == port["containerPort"]
     assert service["spec"]["ports"][0]["targetPort"] == port["name"]
-    [mount] = container["volumeMounts"]
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "token"]
     assert Path(args.token_file).parent == Path(mount["mountPath"])
-    rbac = {
-        doc["kind"]: doc for doc in yaml.safe_load_all((MANIFESTS / "bridge-rbac.yaml").read_text())
-    }
-    assert pod["serviceAccountName"] == rbac["ServiceAccount"]["metadata"]["name"]
+    assert pod["serviceAccountName"] == _bridge_account()["metadata"]["name"]
     route = yaml.safe_load((MANIFESTS / "alertmanager-route.yaml").read_text())
     [receiver] = [r for r in route["receivers"] if r["name"] == "mitigator-bridge"]
     url = receiver["webhook_configs"][0]["url"]

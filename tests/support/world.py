@@ -10,11 +10,13 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from kubernetes import client
 from prometheus_client import CollectorRegistry, Gauge
 
+from localkube.build import bin_dir
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
@@ -43,8 +45,8 @@ def kubectl(cluster: ClusterAccess, *argv: str, stdin: str | None = None) -> str
 
 
 def install_crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
-    """Apply crds/ and wait until the API server serves both kinds."""
-    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    """Apply crds/ (a kustomization) and wait until the API server serves both kinds."""
+    kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-k", str(ROOT / "crds"))
     ext = client.ApiextensionsV1Api(api_client)
 
     def established() -> bool:
@@ -131,36 +133,82 @@ def operator_environment(prometheus_url: str) -> dict[str, str]:
     }
 
 
-def service_account_kubeconfig(
-    cluster: ClusterAccess, api_client: client.ApiClient, destination: Path
-) -> Path:
-    """A kubeconfig for the operator's own ServiceAccount, bound by manifests/operator.yaml:
-    an operator run with it proves that RBAC grants everything it needs (RBAC is enforced)."""
-    kubectl(cluster, "apply", "-f", str(ROOT / "manifests" / "operator.yaml"))
-    core = client.CoreV1Api(api_client)
+# ---- the install (config/): its RBAC, tokens of its ServiceAccounts, leader election ----
+
+INSTALL_NAMESPACE = "mitigator-system"
+RBAC_KINDS = {"Namespace", "ServiceAccount", "Role", "RoleBinding", "ClusterRole"}
+RBAC_KINDS |= {"ClusterRoleBinding"}
+# Short Lease timings for the tests' operator processes (the shipped ones are 15/10/2 s).
+TEST_LEASE = {
+    "MITIGATOR_LEASE_DURATION_SECONDS": "4",
+    "MITIGATOR_RENEW_DEADLINE_SECONDS": "3",
+    "MITIGATOR_RETRY_PERIOD_SECONDS": "0.5",
+}
+
+
+def render(overlay: str) -> list[dict[str, Any]]:
+    """`kubectl kustomize config/overlays/<overlay>` (the built kubectl), as documents."""
+    out = subprocess.run(
+        [str(bin_dir() / "kubectl"), "kustomize", str(ROOT / "config" / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def service_account_token(
+    api_client: client.ApiClient, namespace: str, name: str = "mitigator"
+) -> str:
+    """A token the API server issues for the ServiceAccount (TokenRequest), as a pod gets."""
     request = client.AuthenticationV1TokenRequest(
         spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=7200)
     )
-    token = core.create_namespaced_service_account_token(
-        "mitigator", "mitigator-system", request
-    ).status.token
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    admin["users"] = [{"name": "mitigator", "user": {"token": token}}]
-    admin["contexts"][0]["context"]["user"] = "mitigator"
-    destination.write_text(yaml.safe_dump(admin))
+    core = client.CoreV1Api(api_client)
+    return str(core.create_namespaced_service_account_token(name, namespace, request).status.token)
+
+
+def token_kubeconfig(cluster: ClusterAccess, token: str, destination: Path) -> Path:
+    """The cluster's kubeconfig with the admin certificate replaced by a bearer token."""
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    config["users"] = [{"name": "mitigator", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "mitigator"
+    destination.write_text(yaml.safe_dump(config))
     return destination
+
+
+def service_account_kubeconfig(
+    cluster: ClusterAccess, api_client: client.ApiClient, destination: Path
+) -> Path:
+    """A kubeconfig for the operator's own ServiceAccount with the RBAC of
+    config/overlays/cluster-wide (applied as rendered, into mitigator-system): an operator run
+    with it proves that RBAC grants everything it needs (RBAC is enforced)."""
+    rbac = [doc for doc in render("cluster-wide") if doc["kind"] in RBAC_KINDS]
+    kubectl(cluster, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump_all(rbac))
+    token = service_account_token(api_client, INSTALL_NAMESPACE)
+    return token_kubeconfig(cluster, token, destination)
 
 
 def start_operator(
     kubeconfig: Path, prometheus: Prometheus, namespace: str, log: Path, **extra: str
 ) -> subprocess.Popen[bytes]:
     """The operator as its own process (`mitigator run`) for one namespace, logging to `log`.
-    Without the session operator's bridge settings: its port is taken by that operator."""
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("MITIGATOR_BRIDGE_")}
+    Without the session operator's bridge settings: its port is taken by that operator.
+    With leader election as installed (a Lease in mitigator-system, one per watched namespace
+    so that tests do not share it), on short timings; `extra` overrides any of it."""
+    inherited = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("MITIGATOR_BRIDGE_", "MITIGATOR_LEASE", "MITIGATOR_LEADER"))
+    }
     env = {
         **inherited,
         **operator_environment(prometheus.url),
         "KUBECONFIG": str(kubeconfig),
+        "MITIGATOR_LEADER_ELECTION": "true",
+        "MITIGATOR_LEASE_NAMESPACE": INSTALL_NAMESPACE,
+        "MITIGATOR_LEASE_NAME": f"mitigator-leader-{namespace}",
+        **TEST_LEASE,
         **extra,
     }
     with log.open("ab") as out:

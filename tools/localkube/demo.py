@@ -212,7 +212,7 @@ class Demo:
         )
 
     def deploy_service(self) -> None:
-        self.kubectl("apply", "--server-side", "-f", str(ROOT / "crds"))
+        self.kubectl("apply", "--server-side", "-k", str(ROOT / "crds"))
         self.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=60s")
         self.kubectl("create", "namespace", NAMESPACE)
         self.kubectl("apply", "-f", "-", stdin=luminamind_list(NAMESPACE))

@@ -14,6 +14,7 @@ from mitigator.actions.webhook import post_webhook
 from mitigator.domain.escalation import due_escalations, record_notification, settled_levels
 from mitigator.handlers.incidents import add_incident_timer
 from mitigator.handlers.indexes import policies_in
+from mitigator.handlers.leadership import leading
 from mitigator.models import EscalationStatus, IncidentStatus, Phase
 from mitigator.settings import OperatorSettings
 
@@ -51,9 +52,12 @@ def escalate(
     meta: kopf.Meta,
     body: kopf.Body,
     patch: kopf.Patch,
+    memo: kopf.Memo,
     logger: kopf.Logger,
     **kwargs: Any,
 ) -> None:
+    if not leading(memo):
+        return  # only the Lease holder notifies
     incident = IncidentStatus.model_validate(dict(status))
     if incident.detected_at is None or not incident.policy:
         return

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
 from mitigator.domain import Advance, IncidentView, advance
+from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.patching import merge_patch
 from mitigator.handlers.world import Cluster
 from mitigator.models import (
@@ -53,6 +54,8 @@ def tick(
     logger: kopf.Logger,
     **kwargs: Any,
 ) -> None:
+    if not leading(memo):
+        return  # a standby: the Lease holder moves incidents
     try:
         incident_spec = IncidentSpec.model_validate(dict(spec))
     except ValidationError as exc:
@@ -79,12 +82,17 @@ def tick(
     )
     cluster: Cluster = memo.cluster
     settings: OperatorSettings = memo.settings
-    result = advance(
-        view,
-        world=cluster.world(kwargs),
-        now=datetime.now(UTC),
-        protected_namespaces=settings.protected_namespaces,
-    )
+    try:
+        result = advance(
+            view,
+            world=cluster.world(kwargs),
+            now=datetime.now(UTC),
+            protected_namespaces=settings.protected_namespaces,
+        )
+    except NotActing:
+        # Lost the Lease mid-tick: write nothing; the new leader reads the target's records.
+        logger.warning("incident %s/%s: not the leader any more; tick dropped", *_where(view))
+        return
     if any(event.reason == TimelineEvent.ACTION_APPLIED for event in result.events):
         # Crash tests: the target is changed, the Incident's status is not yet written.
         failpoints.crash_if_armed(failpoints.AFTER_ACTION_APPLIED)
@@ -113,6 +121,10 @@ def tick(
             view.status.phase,
             result.status.phase,
         )
+
+
+def _where(view: IncidentView) -> tuple[str, str]:
+    return view.namespace, view.name
 
 
 def add_incident_timer(

@@ -17,6 +17,7 @@ import kopf
 from mitigator import API_GROUP, API_VERSION, POLICY_PLURAL
 from mitigator.domain.selection import policy_candidate, selector_matches
 from mitigator.handlers.indexes import policies_in
+from mitigator.handlers.leadership import leading
 from mitigator.handlers.world import Cluster
 from mitigator.models import JsonObject, format_timestamp
 
@@ -83,7 +84,7 @@ def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObje
 def policy_changed(
     event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
 ) -> None:
-    if event.get("type") == "DELETED":
+    if event.get("type") == "DELETED" or not leading(memo):
         return
     cluster: Cluster = memo.cluster
     changes = policy_status(
@@ -97,7 +98,7 @@ def deployment_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     """Deployments come and go without touching any policy: keep coverage current."""
     namespace = str(body["metadata"]["namespace"])
     policies = policies_in(kwargs, namespace)
-    if not policies:
+    if not policies or not leading(memo):
         return
     cluster: Cluster = memo.cluster
     deployments = cluster.kube.list_deployments(namespace)

@@ -8,6 +8,7 @@ from typing import Any
 import kopf
 
 from mitigator import API_GROUP
+from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
 from mitigator.settings import OperatorSettings
@@ -39,8 +40,18 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     ) -> None:
         configure_kopf(settings, config)
         memo.settings = config
+        # Leader election: every replica watches; only the Lease holder acts (the handlers
+        # and every write to a target ask `memo.leadership`). kopf runs standalone.
+        leadership: Leadership = AlwaysActing()
+        if config.leader_election:
+            elector = LeaderElector.from_settings(config, watched=[])
+            elector.start()
+            memo.elector = leadership = elector
+        memo.leadership = leadership
         memo.cluster = Cluster(
-            KubeClient.from_environment(), default_prometheus_url=config.prometheus_url
+            KubeClient.from_environment(),
+            default_prometheus_url=config.prometheus_url,
+            leadership=leadership,
         )
         logger.info(
             "mitigator configured: prometheus=%s protected=%s tick=%ss",
@@ -49,5 +60,12 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
             config.tick_seconds,
         )
 
+    def cleanup(memo: kopf.Memo, **_: Any) -> None:
+        # Stop acting first, then hand the Lease over: the standby need not wait for expiry.
+        elector: LeaderElector | None = memo.get("elector")
+        if elector is not None:
+            elector.stop()
+
     kopf.on.startup(registry=registry)(configure)
+    kopf.on.cleanup(registry=registry)(cleanup)
     kopf.on.login(registry=registry)(login)

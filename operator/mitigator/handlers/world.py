@@ -14,6 +14,7 @@ from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.handlers.indexes import contenders_in, policies_in
+from mitigator.handlers.leadership import AlwaysActing, Leadership, ensure_acting
 from mitigator.k8s import KubeClient
 from mitigator.metrics.cluster import ClusterObserver
 from mitigator.metrics.prometheus import PrometheusProvider
@@ -30,8 +31,15 @@ from mitigator.models.execution import (
 class Cluster:
     """The long-lived parts: API client, executor, observer, one provider per Prometheus."""
 
-    def __init__(self, kube: KubeClient, *, default_prometheus_url: str | None) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        default_prometheus_url: str | None,
+        leadership: Leadership | None = None,
+    ) -> None:
         self.kube = kube
+        self.leadership: Leadership = leadership or AlwaysActing()
         self.executor = ActionExecutor(kube)
         self.gitops = GitOpsSwitch(kube)
         self.observer = ClusterObserver(kube)
@@ -93,20 +101,31 @@ class ClusterWorld:
         others = [c for c in contenders_in(self.handler_kwargs, namespace) if c.uid != me.uid]
         return self.cluster.request_slot(namespace, me, others, limit=limit)
 
+    # Every write to a target asks for leadership right before it is made: a replica that
+    # lost the Lease during a tick (frozen, partitioned) stops here, not after the write.
     def apply(self, request: ActionRequest) -> ActionOutcome:
+        ensure_acting(self.cluster.leadership, f"apply {_on(request)} action {request.action_id}")
         return self.cluster.executor.apply(request)
 
     def revert(self, request: RevertRequest) -> ActionOutcome:
+        ensure_acting(self.cluster.leadership, f"revert {_on(request)} action {request.action_id}")
         return self.cluster.executor.revert(request)
 
     def release(self, request: ReleaseRequest) -> ActionOutcome:
+        ensure_acting(self.cluster.leadership, f"release {_on(request)}")
         return self.cluster.executor.release(request)
 
     def suspend_gitops(self, request: GitOpsRequest) -> ActionOutcome:
+        ensure_acting(self.cluster.leadership, f"suspend {request.owner}")
         return self.cluster.gitops.suspend(request)
 
     def restore_gitops(self, request: GitOpsRequest) -> ActionOutcome:
+        ensure_acting(self.cluster.leadership, f"restore {request.owner}")
         return self.cluster.gitops.restore(request)
+
+
+def _on(request: ActionRequest | RevertRequest | ReleaseRequest) -> str:
+    return f"Deployment {request.namespace}/{request.target}"
 
 
 class _NoPrometheus:

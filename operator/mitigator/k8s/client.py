@@ -30,6 +30,7 @@ class KubeClient:
         self.core = client.CoreV1Api(self.api_client)
         self.custom = client.CustomObjectsApi(self.api_client)
         self.autoscaling = client.AutoscalingV2Api(self.api_client)
+        self.coordination = client.CoordinationV1Api(self.api_client)
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
@@ -286,3 +287,41 @@ class KubeClient:
                 name,
                 {"status": status},
             )
+
+    # ------------------------------------------------------------ leases (leader election)
+
+    def read_lease(self, namespace: str, name: str, *, timeout: float) -> JsonObject:
+        return call(
+            f"Lease {namespace}/{name}",
+            self.coordination.read_namespaced_lease,
+            name,
+            namespace,
+            _request_timeout=timeout,
+        )
+
+    def create_lease(self, namespace: str, body: JsonObject, *, timeout: float) -> JsonObject:
+        """AlreadyExists when another replica created it first."""
+        name = (body.get("metadata") or {}).get("name", "")
+        return call(
+            f"Lease {namespace}/{name}",
+            self.coordination.create_namespaced_lease,
+            namespace,
+            body,
+            translate=translate_write,
+            _request_timeout=timeout,
+        )
+
+    def replace_lease(
+        self, namespace: str, name: str, body: JsonObject, *, timeout: float
+    ) -> JsonObject:
+        """An update that carries the resourceVersion read: a concurrent writer is a
+        `Conflict` (the optimistic lock every acquisition and renewal rests on)."""
+        return call(
+            f"Lease {namespace}/{name}",
+            self.coordination.replace_namespaced_lease,
+            name,
+            namespace,
+            body,
+            translate=translate_write,
+            _request_timeout=timeout,
+        )
