@@ -35,6 +35,7 @@ lint: deps
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 	lint-imports
+	hadolint Dockerfile
 
 unit: deps
 	$(PYTEST) tests/unit -q
