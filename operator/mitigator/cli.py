@@ -13,6 +13,7 @@ def _run(args: argparse.Namespace) -> int:
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
     from mitigator.handlers.leadership import lease_namespace, show_leadership_log  # noqa: PLC0415
+    from mitigator.handlers.startup import watch_only  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
 
@@ -37,6 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     show_leadership_log()
     registry = kopf.OperatorRegistry()
     register(registry, settings)
+    watch_only(registry, args.namespace or [])
     kopf.run(
         registry=registry,
         # kopf's peering decides nothing: every replica watches, the Lease says who acts.

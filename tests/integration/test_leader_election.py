@@ -267,3 +267,18 @@ def test_a_frozen_leader_is_replaced_only_after_it_stopped_acting_and_does_not_a
     assert applied_b == {f"{pair.namespace}/{n}" for n in batches[1] + batches[2]}
     for name in [n for batch in batches for n in batch]:
         pair.assert_applied_once(name)
+
+
+def test_a_leader_stopped_gracefully_hands_the_lease_over_at_once(pair: Pair) -> None:
+    a = pair.replica("op-a")
+    pair.wait_holder("op-a")
+    b = pair.replica("op-b")
+    wait_until(lambda: "leader election: Lease" in b.text(), timeout=60, what="op-b to start")
+    a.process.terminate()  # SIGTERM, as the kubelet stops a pod
+    stopped = time.monotonic()
+    handover = pair.wait_holder("op-b") - stopped
+    assert a.process.wait(timeout=30) == 0
+    print(f"\nhandover after SIGTERM of the leader: {handover:.1f} s")
+    assert "released Lease" in a.text()
+    # Released, not expired: well before a lease duration has passed.
+    assert handover < LEASE_DURATION, handover

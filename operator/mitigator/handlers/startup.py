@@ -69,3 +69,16 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(cleanup)
     kopf.on.login(registry=registry)(login)
+
+
+def watch_only(registry: kopf.OperatorRegistry, namespaces: list[str]) -> None:
+    """Exact namespace names (no globs): kopf needs not list namespaces nor watch CRDs, so the
+    namespaced install holds no cluster-wide permission at all. (Without this, kopf retries a
+    forbidden namespace listing for about a minute before it falls back to the names given.)"""
+    if not namespaces or any(set(name) & set("*?[!") for name in namespaces):
+        return
+
+    def no_scanning(settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.scanning.disabled = True
+
+    kopf.on.startup(registry=registry)(no_scanning)
