@@ -28,6 +28,12 @@ def _one(path: Path, kind: str, name: str) -> dict[str, Any]:
     return doc
 
 
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [name for name in os.environ if name.startswith("MITIGATOR_")]:
+        monkeypatch.delenv(name)
+
+
 def test_the_namespaced_roles_are_the_cluster_wide_rules_without_the_cluster_scoped_ones() -> None:
     cluster_wide = CONFIG / "overlays" / "cluster-wide"
     watched = CONFIG / "overlays" / "namespaced" / "watch-luminamind" / "rbac.yaml"
@@ -50,6 +56,7 @@ def test_every_crd_file_is_in_the_crds_kustomization() -> None:
     assert sorted(kustomization["resources"]) == files
 
 
+@pytest.mark.usefixtures("clean_environment")
 def test_the_operator_deployment_runs_the_command_with_leader_election_as_the_rbac_allows() -> None:
     deployment = _one(CONFIG / "base" / "operator-deployment.yaml", "Deployment", "mitigator")
     pod = deployment["spec"]["template"]["spec"]
@@ -85,12 +92,6 @@ def test_the_operator_deployment_runs_the_command_with_leader_election_as_the_rb
             }
             assert c["readinessProbe"] and c["livenessProbe"]
             assert c["resources"]["requests"] and c["resources"]["limits"]
-
-
-@pytest.fixture
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [name for name in os.environ if name.startswith("MITIGATOR_")]:
-        monkeypatch.delenv(name)
 
 
 @pytest.mark.usefixtures("clean_environment")
