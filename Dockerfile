@@ -18,15 +18,15 @@ WORKDIR /src
 RUN python -m venv /opt/mitigator
 ENV PATH=/opt/mitigator/bin:$PATH
 # The lock first (its own layer: dependencies change less often than the code). The bracket
-# makes the folder optional: COPY of a pattern that matches nothing copies nothing.
-COPY pyproject.toml README.md ./
-COPY requirement[s]/ requirements/
-RUN if [ -f requirements/runtime.txt ]; then \
-      pip install --no-cache-dir --require-hashes -r requirements/runtime.txt; \
+# makes requirements/ optional (a pattern that matches nothing copies nothing, as long as
+# another source does); its files (the lock: runtime.txt) land beside pyproject.toml.
+COPY pyproject.toml README.md requirement[s] ./
+RUN if [ -f runtime.txt ]; then \
+      pip install --no-cache-dir --require-hashes -r runtime.txt; \
     fi
 COPY operator/ operator/
 # With a lock, the dependencies are already exactly those; the package adds none of its own.
-RUN if [ -f requirements/runtime.txt ]; then \
+RUN if [ -f runtime.txt ]; then \
       pip install --no-cache-dir --no-deps .; \
     else \
       pip install --no-cache-dir .; \
