@@ -88,16 +88,18 @@ class Pair:
         self.replicas.append(started)
         return started
 
+    def lease(self) -> client.V1Lease:
+        return client.CoordinationV1Api(self.api_client).read_namespaced_lease(
+            self.lease_name, INSTALL_NAMESPACE
+        )
+
     def holder(self) -> str | None:
         try:
-            lease = client.CoordinationV1Api(self.api_client).read_namespaced_lease(
-                self.lease_name, INSTALL_NAMESPACE
-            )
+            return self.lease().spec.holder_identity  # type: ignore[no-any-return]
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        return lease.spec.holder_identity
 
     def wait_holder(self, identity: str, *, timeout: float = 60) -> float:
         """Until `identity` holds the Lease; the monotonic time it was first seen holding."""
@@ -218,8 +220,9 @@ def test_two_replicas_apply_each_action_once_and_the_standby_finishes_after_a_si
     ns = pair.namespace
     assert applied_a == sorted(f"apply Deployment {ns}/{n} action 0-restart" for n in first)
     assert applied_b == sorted(f"apply Deployment {ns}/{n} action 0-restart" for n in second)
-    # The standby waited out the lease (no earlier), and not much longer than lease + retry.
-    assert LEASE_DURATION - 0.5 <= takeover <= LEASE_DURATION + 10, takeover
+    # The standby took over about a lease duration after the leader's last renewal: not
+    # much later than a lease and a few retries after the kill.
+    assert takeover <= LEASE_DURATION + 10, takeover
 
 
 def test_a_frozen_leader_is_replaced_only_after_it_stopped_acting_and_does_not_act_resumed(
@@ -239,16 +242,21 @@ def test_a_frozen_leader_is_replaced_only_after_it_stopped_acting_and_does_not_a
 
     # Freeze the leader: it neither renews nor acts, and its Lease runs out.
     os.kill(a.process.pid, signal.SIGSTOP)
-    frozen_at = datetime.now()
+    frozen_at = datetime.now().astimezone()
+    # Its last renewal, as it wrote it: it acts no longer than RENEW_DEADLINE after it.
+    last_renewal = pair.lease().spec.renew_time
     pair.incidents(batches[1])
     pair.wait_holder("op-b")
     pair.wait_resolved(batches[1])
-    first_write_b = min(stamp for stamp, _ in b.writes())
-    gap = (first_write_b - frozen_at).total_seconds()
-    print(f"\nfrozen leader replaced: first write of the new leader {gap:.1f} s after the freeze")
-    # op-a, by its own clock, could act at most RENEW_DEADLINE after its last renewal (which
-    # was before the freeze); op-b acts only after waiting out a whole lease on its clock.
-    assert gap >= RENEW_DEADLINE, gap
+    first_write_b = min(stamp for stamp, _ in b.writes()).astimezone()
+    after_freeze = (first_write_b - frozen_at).total_seconds()
+    margin = (first_write_b - last_renewal).total_seconds() - RENEW_DEADLINE
+    print(
+        f"\nfrozen leader replaced: first write of the new leader {after_freeze:.1f} s after "
+        f"the freeze, {margin:.1f} s after the old leader's last moment to act"
+    )
+    # op-b acts only after op-a's acting window (last renewal + renew deadline) has closed.
+    assert margin > 0, (first_write_b, last_renewal)
 
     # Thaw it: it finds its renewal too old at once, sees op-b's Lease, and does not act.
     resumed = a.size()

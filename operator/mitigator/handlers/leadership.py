@@ -196,6 +196,9 @@ class LeaderElector:
             if self._clock() < self._observed_at + duration:
                 return False
             log.info("leader election: Lease held by %s expired; taking it", holder)
+        # The acting window starts no later than the renewTime written (both taken here):
+        # `renewTime + renew deadline` bounds when this replica stops acting.
+        before = self._clock()
         now = _micro_time(datetime.now(UTC))
         spec.update(
             holderIdentity=self.identity,
@@ -205,7 +208,6 @@ class LeaderElector:
         if holder != self.identity:
             spec["acquireTime"] = now
             spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
-        before = self._clock()
         try:
             self.kube.replace_lease(
                 self.namespace, self.name, {**lease, "spec": spec}, timeout=timeout
@@ -216,6 +218,7 @@ class LeaderElector:
         return True
 
     def _create(self, timeout: float) -> bool:
+        before = self._clock()
         now = _micro_time(datetime.now(UTC))
         body: JsonObject = {
             "apiVersion": "coordination.k8s.io/v1",
@@ -229,7 +232,6 @@ class LeaderElector:
                 "leaseTransitions": 0,
             },
         }
-        before = self._clock()
         try:
             self.kube.create_lease(self.namespace, body, timeout=timeout)
         except AlreadyExists:
