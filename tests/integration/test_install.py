@@ -86,9 +86,9 @@ def relocate(docs: list[dict[str, Any]], *, system: str, watched: str) -> list[d
     return moved
 
 
-def _apply(cluster: ClusterAccess, docs: list[dict[str, Any]]) -> str:
+def _apply(cluster: ClusterAccess, docs: list[dict[str, Any]], *flags: str) -> str:
     result = subprocess.run(
-        ["kubectl", "apply", "--server-side", "--field-manager=install-test", "-f", "-"],
+        ["kubectl", "apply", "--server-side", "--field-manager=install-test", *flags, "-f", "-"],
         input=yaml.safe_dump_all(docs),
         env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
         capture_output=True,
@@ -133,10 +133,24 @@ def installed(
         delete_namespace(api_client, watched)
 
 
+def _relocated_deployments(installed: Installed) -> list[dict[str, Any]]:
+    docs = relocate(installed.docs, system=installed.system, watched=installed.watched)
+    return [doc for doc in docs if doc["kind"] == "Deployment"]
+
+
 def test_the_overlay_applies_and_its_pods_are_admitted_as_restricted(
-    installed: Installed, api_client: client.ApiClient
+    installed: Installed, cluster: ClusterAccess, api_client: client.ApiClient
 ) -> None:
     assert "Warning" not in installed.apply_stderr, installed.apply_stderr
+    # The same check can fail: without the containers' securityContext, the API server's
+    # PodSecurity admission warns about the very same Deployments.
+    loosened = _relocated_deployments(installed)
+    for doc in loosened:
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            del container["securityContext"]
+    warned = _apply(cluster, loosened, "--dry-run=server")
+    assert 'would violate PodSecurity "restricted:latest"' in warned, warned
+    assert "allowPrivilegeEscalation != false" in warned, warned
     namespace = client.CoreV1Api(api_client).read_namespace(installed.system)
     assert namespace.metadata.labels["pod-security.kubernetes.io/enforce"] == "restricted"
     apps = client.AppsV1Api(api_client)
