@@ -30,7 +30,8 @@ def plan_exhausted(records: list[ActionRecord]) -> str:
 def await_approval(tick: Tick) -> None:
     if not tick.spec.approved:
         return
-    tick.note(TimelineEvent.APPROVED, "approved: spec.approved is true")
+    by = f" by {tick.spec.approved_by}" if tick.spec.approved_by else ""
+    tick.note(TimelineEvent.APPROVED, f"approved{by}: spec.approved is true")
     tick.draft.enter(Phase.MITIGATING, "approved; applying the plan")
     mitigate(tick)
 

@@ -17,7 +17,8 @@ def resolve(tick: Tick, message: str, *, policy: PolicySpec | None) -> None:
 
 def resolve_by_hand(tick: Tick) -> None:
     policy = tick.policy().spec if tick.target().exists else None
-    resolve(tick, "resolved by a person (spec.resolve)", policy=policy)
+    who = tick.spec.resolved_by or "a person"
+    resolve(tick, f"resolved by {who} (spec.resolve)", policy=policy)
 
 
 def release_claim(tick: Tick) -> None:
