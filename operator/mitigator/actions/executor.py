@@ -20,9 +20,10 @@ from mitigator.actions.change import (
     replicas_op,
     selector_op,
 )
+from mitigator.actions.evidence import capture, destroys_pods, evidence_name
 from mitigator.actions.outcomes import answered
 from mitigator.actions.reverts import build_revert, others_named
-from mitigator.k8s import KubeClient, NotFound
+from mitigator.k8s import ApiError, Invalid, KubeClient, NotFound
 from mitigator.models import (
     ActionState,
     AnyAction,
@@ -67,6 +68,7 @@ class ActionExecutor:
                 before=applied.get("before", {}),
                 after=applied.get("after", {}),
                 recovered=True,
+                evidence=self._kept(request),
             )
         claim = marker.claim_of(deployment)
         if claim is not None and claim.uid != request.incident_uid and self._live(request, claim):
@@ -80,9 +82,20 @@ class ActionExecutor:
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
         change = self._change(request.action, deployment, request)
+        evidence, note = None, ""
+        if destroys_pods(request.action_type, change):
+            try:
+                evidence = capture(self.kube, request, deployment)
+            except (ApiError, Invalid, NotFound) as exc:
+                # Forensics must not hold a mitigation back: act, and say what was lost.
+                note = f" (evidence not kept: {exc})"
         self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
-            ActionState.APPLIED, change.message, before=change.before, after=change.after
+            ActionState.APPLIED,
+            change.message + note,
+            before=change.before,
+            after=change.after,
+            evidence=evidence,
         )
 
     # One builder per action model, each given what it must read besides the Deployment.
@@ -148,6 +161,15 @@ class ActionExecutor:
             if svc["metadata"]["name"] in recorded and marker.find_record(svc, request.key) is None
         ]
         return _finish(earlier, deployment_ops=[replicas_op(0)], others=tuple(pending))
+
+    def _kept(self, request: ActionRequest) -> str | None:
+        """The evidence an earlier run captured for this step, if it did."""
+        name = evidence_name(request.incident_name, request.action_id)
+        try:
+            self.kube.read_config_map(request.namespace, name)
+        except (ApiError, NotFound):
+            return None
+        return name
 
     def _live(self, request: ActionRequest, claim: marker.Claim) -> bool:
         """The claimant still mitigates: it exists, is the same object, and is not done. A

@@ -93,9 +93,6 @@ def describe(incident: JsonObject, *, style: Style) -> str:
         )
     if status.get("message"):
         lines.append(f"{head('Message:')}    {status['message']}")
-    if evidence := status.get("evidence"):
-        kept = ", ".join(f"{e.get('configMap')} ({e.get('actionId')})" for e in evidence)
-        lines.append(f"{head('Evidence:')}   ConfigMap {kept}")
     classification = status.get("classification")
     if classification:
         lines += ["", head("Classification:")]
@@ -118,6 +115,8 @@ def describe(incident: JsonObject, *, style: Style) -> str:
             if action.get("before") is not None or action.get("after") is not None:
                 lines.append(f"      before: {_pairs(action.get('before'))}")
                 lines.append(f"      after:  {_pairs(action.get('after'))}")
+            if action.get("evidence"):
+                lines.append(f"      evidence kept in ConfigMap {action['evidence']}")
     verification = status.get("verification")
     if verification:
         verdict = "passed" if verification.get("passed") else "not passed"

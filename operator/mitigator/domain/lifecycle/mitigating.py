@@ -120,8 +120,15 @@ def _settle(tick: Tick, index: int, record: ActionRecord, outcome: ActionOutcome
                 "finished_at": now,
                 "message": outcome.message,
                 "started_at": started_at,
+                "evidence": outcome.evidence,
             }
         )
+        if outcome.evidence:
+            tick.note(
+                TimelineEvent.EVIDENCE,
+                f"before step {record.id}: pods' logs, Events and the target's spec kept in "
+                f"ConfigMap {outcome.evidence}",
+            )
         if draft.mitigated_at is None:
             draft.mitigated_at = now
         recovered = " (recovered: applied before a restart)" if outcome.recovered else ""
