@@ -6,6 +6,16 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+# The guide's service counts its requests in luminamind_requests_total; $range is the length
+# of the incident window. Another service gives its own counters.
+FAILED_QUERY = (
+    'sum(increase(luminamind_requests_total{namespace="$namespace",deployment="$name",'
+    'status=~"5.."}[$range]))'
+)
+TOTAL_QUERY = (
+    'sum(increase(luminamind_requests_total{namespace="$namespace",deployment="$name"}[$range]))'
+)
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -60,3 +70,26 @@ def add_commands(commands: Any) -> None:
         add_connection_options(sub, all_namespaces=False)
         _output(sub)
         sub.set_defaults(handler=_lazy(module, function))
+
+    post = commands.add_parser(
+        "postmortem",
+        help="draft the post-mortem: timeline, impact from Prometheus, chart",
+        description="Markdown after the guide's template, the human parts left as prompts. "
+        "With -o FILE, the chart is written beside it as FILE's name with .png and .svg.",
+    )
+    post.add_argument("incident", metavar="INCIDENT")
+    add_connection_options(post, all_namespaces=False)
+    post.add_argument("-o", "--output", metavar="FILE", help="write the Markdown (and chart) here")
+    post.add_argument(
+        "--prometheus-url",
+        help="default: the policy's metrics.prometheusURL, else MITIGATOR_PROMETHEUS_URL",
+    )
+    post.add_argument(
+        "--failed-query",
+        default=FAILED_QUERY,
+        help="PromQL for the requests that failed over $range ($namespace, $name substituted)",
+    )
+    post.add_argument(
+        "--requests-query", default=TOTAL_QUERY, help="PromQL for all requests over $range"
+    )
+    post.set_defaults(handler=_lazy("postmortem", "postmortem"))
