@@ -30,8 +30,11 @@ class PodLog:
     text: str  # or why it could not be read
 
 
-# The steps that replace pods (rollback, restart) or remove them (maintenance scales to 0).
-_REPLACING = frozenset({ActionType.ROLLBACK, ActionType.RESTART, ActionType.MAINTENANCE})
+# The steps that replace pods (rollback, restart) or remove them (maintenance scales to 0), and
+# isolate (the guide's security runbook: preserve evidence, then isolate).
+_REPLACING = frozenset(
+    {ActionType.ROLLBACK, ActionType.RESTART, ActionType.MAINTENANCE, ActionType.ISOLATE}
+)
 
 
 def destroys_pods(action_type: ActionType, change: Change) -> bool:

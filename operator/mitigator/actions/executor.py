@@ -9,6 +9,7 @@ acting again.
 
 from __future__ import annotations
 
+import contextlib
 from functools import singledispatchmethod
 
 from mitigator.actions import builders, marker
@@ -23,10 +24,12 @@ from mitigator.actions.change import (
 from mitigator.actions.evidence import capture, destroys_pods, evidence_name
 from mitigator.actions.outcomes import answered
 from mitigator.actions.reverts import build_revert, others_named
-from mitigator.k8s import ApiError, Invalid, KubeClient, NotFound
+from mitigator.k8s import AlreadyExists, ApiError, Invalid, KubeClient, NotFound
 from mitigator.models import (
     ActionState,
+    ActionType,
     AnyAction,
+    IsolateAction,
     JsonObject,
     MaintenanceAction,
     Phase,
@@ -134,6 +137,23 @@ class ActionExecutor:
         return builders.build_set_env(deployment, action)
 
     @_change.register
+    def _(self, action: IsolateAction, deployment: JsonObject, request: ActionRequest) -> Change:
+        name = builders.isolation_name(request.incident_name, request.action_id)
+        # Created before the Deployment's record (an earlier run that stopped in between
+        # created it already: fine); the record then says it is this step's.
+        with contextlib.suppress(AlreadyExists):
+            self.kube.create_network_policy(
+                request.namespace,
+                builders.isolation_policy(
+                    deployment,
+                    name=name,
+                    incident=request.incident_name,
+                    incident_uid=request.incident_uid,
+                ),
+            )
+        return builders.build_isolate(deployment, name=name)
+
+    @_change.register
     def _(
         self, action: MaintenanceAction, deployment: JsonObject, request: ActionRequest
     ) -> Change:
@@ -207,6 +227,9 @@ class ActionExecutor:
             before=request.before,
             others={name: obj for name, obj in others.items() if obj is not None},
         )
+        if request.action_type is ActionType.ISOLATE:
+            # Gone first, recorded second: a run that stops in between deletes it again.
+            self.kube.delete_network_policy(request.namespace, str(request.before["networkPolicy"]))
         self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED, change.message, before=change.before, after=change.after
