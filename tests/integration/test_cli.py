@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from localkube.processes import free_port
+from localkube.processes import free_port, wait_until
 from localkube.testing import ClusterAccess
 from tests.support.cli import (
     cli_environment,
@@ -243,3 +243,58 @@ def test_kubectl_runs_it_as_a_plugin(
         timeout=60,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "[]"), done.stderr
+
+
+def test_a_drill_prints_the_plan_and_touches_nothing(
+    api_client: client.ApiClient,
+    cluster: ClusterAccess,
+    namespace: str,
+    webhook_receiver: tuple[str, list[Any]],
+) -> None:
+    url, received = webhook_receiver
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("web", replicas=2))
+    wait_rollout(apps, namespace, "web")
+    resources = Resources(api_client, namespace)
+    resources.create(
+        policy_manifest(
+            "runbooks",
+            app="web",
+            rules=[{"name": "any", "actions": [{"rollback": {}}, {"scale": {"increment": 2}}]}],
+            escalation=[{"after": "0s", "level": 1, "name": "on-call", "webhook": url}],
+        )
+    )
+    before = apps.read_namespaced_deployment("web", namespace).metadata.resource_version
+
+    done = run_cli(
+        "drill", "runbooks", "--target", "web", "-n", namespace, kubeconfig=cluster.kubeconfig
+    )
+    assert done.code == 0, done.err
+    assert "Dry run: nothing was changed" in done.out
+    assert "Rule: any" in done.out
+    assert "1. 0-rollback: rollback()" in done.out
+    assert "2. 1-scale: scale(increment=2)" in done.out
+    assert "Escalation: level 1 on-call after 0s" in done.out
+    assert apps.read_namespaced_deployment("web", namespace).metadata.resource_version == before
+    [drill] = [
+        i
+        for i in Resources(api_client, namespace).custom.list_namespaced_custom_object(
+            "mitigator.luminamind.io", "v1alpha1", namespace, "incidents"
+        )["items"]
+    ]
+    assert drill["spec"]["source"]["type"] == "drill" and drill["spec"]["dryRun"] is True
+    assert all(a["state"] == "DryRun" for a in drill["status"]["actions"])
+
+    # Pages nobody: an ordinary dry run after it is paged by the same timer, the drill is not.
+    resources.create(incident_manifest("rehearsal", target="web", dryRun=True))
+    wait_until(lambda: received, timeout=30, what="the ordinary dry run to be paged")
+    assert {r["payload"]["incident"]["name"] for r in received} == {"rehearsal"}
+    assert not (resources.incident(drill["metadata"]["name"])["status"].get("escalation"))
+
+    missing = run_cli(
+        "drill", "nope", "--target", "web", "-n", namespace, kubeconfig=cluster.kubeconfig
+    )
+    assert (missing.code, missing.err.strip()) == (
+        1,
+        f"mitigator drill: MitigationPolicy {namespace}/nope not found",
+    )

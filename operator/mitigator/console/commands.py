@@ -93,3 +93,16 @@ def add_commands(commands: Any) -> None:
         "--requests-query", default=TOTAL_QUERY, help="PromQL for all requests over $range"
     )
     post.set_defaults(handler=_lazy("postmortem", "postmortem"))
+
+    drill = commands.add_parser(
+        "drill",
+        help="rehearse a policy on a Deployment: print the plan it would run, change nothing",
+    )
+    drill.add_argument("policy", metavar="POLICY")
+    drill.add_argument("--target", required=True, metavar="DEPLOY", help="the Deployment")
+    drill.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the operator's plan"
+    )
+    add_connection_options(drill, all_namespaces=False)
+    _output(drill)
+    drill.set_defaults(handler=_lazy("drill", "drill"))
