@@ -147,6 +147,11 @@ def test_approving_needs_the_verb_and_records_the_caller(
     [entry] = [e for e in incident["status"]["timeline"] if e["event"] == "Approved"]
     assert f"approved by {user}" in entry["message"]
 
+    as_json = run_cli("describe", "gated", "-o", "json", kubeconfig=approver)
+    assert as_json.code == 0, as_json.err
+    assert as_json.json()["status"]["actions"] == incident["status"]["actions"]
+    assert as_json.json()["spec"]["approvedBy"] == user
+
     described = run_cli("describe", "gated", kubeconfig=approver)
     assert described.code == 0, described.err
     assert f"Approved:   by {user}" in described.out
@@ -196,7 +201,12 @@ def test_resolving_records_who_resolved(
 
 def test_errors_are_one_clear_line(cluster: ClusterAccess, namespace: str, tmp_path: Path) -> None:
     admin = cluster.kubeconfig
-    for argv in (["describe", "ghost"], ["approve", "ghost"], ["resolve", "ghost"]):
+    for argv in (
+        ["describe", "ghost"],
+        ["approve", "ghost"],
+        ["resolve", "ghost"],
+        ["postmortem", "ghost", "--prometheus-url", "http://127.0.0.1:1"],
+    ):
         missing = run_cli(*argv, "-n", namespace, kubeconfig=admin)
         assert missing.code == 1, missing
         assert missing.err.strip() == (
@@ -207,7 +217,14 @@ def test_errors_are_one_clear_line(cluster: ClusterAccess, namespace: str, tmp_p
     nowhere["clusters"][0]["cluster"]["server"] = f"https://127.0.0.1:{free_port()}"
     unreachable = tmp_path / "unreachable.kubeconfig"
     unreachable.write_text(yaml.safe_dump(nowhere))
-    for argv in (["incidents"], ["describe", "x"], ["approve", "x"], ["resolve", "x"]):
+    for argv in (
+        ["incidents"],
+        ["describe", "x"],
+        ["approve", "x"],
+        ["resolve", "x"],
+        ["postmortem", "x"],
+        ["drill", "p", "--target", "x"],
+    ):
         down = run_cli(*argv, kubeconfig=unreachable)
         assert down.code == 1, down
         assert "cannot reach the Kubernetes API server" in down.err, down.err
