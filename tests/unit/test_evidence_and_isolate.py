@@ -26,7 +26,20 @@ def _deployment() -> dict[str, Any]:
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": []}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "env": [
+                                {"name": "OPENAI_API_KEY", "value": "sk-live-123"},
+                                {"name": "DISABLE_WEB_SEARCH", "value": "true"},
+                            ],
+                        }
+                    ]
+                },
+            },
         },
     }
 
@@ -57,6 +70,9 @@ def test_evidence_is_bounded_owned_and_names_what_did_not_fit() -> None:
     assert "web-39.app.log" in data["omitted.txt"]
     assert "Pod/web-0 Killing" in data["events.txt"]
     assert '"replicas": 2' in data["spec.json"]
+    # The spec, but no credential copied into a ConfigMap: the variable's name stays.
+    assert "sk-live-123" not in data["spec.json"] and "OPENAI_API_KEY" in data["spec.json"]
+    assert '"value": "true"' in data["spec.json"]
     [owner] = body["metadata"]["ownerReferences"]
     assert (owner["kind"], owner["name"], owner["uid"]) == ("Incident", "errors", "uid-1")
     assert body["metadata"]["name"] == evidence_name("errors", "1-restart")

@@ -6,7 +6,9 @@ that it always fits the API server's limit."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import re
 from dataclasses import dataclass
 
 from mitigator import API_GROUP, API_VERSION
@@ -53,6 +55,21 @@ def evidence_name(incident: str, action_id: str) -> str:
     return f"{incident[: 253 - len(suffix)]}{suffix}"
 
 
+# Env values that look like credentials are not copied into a ConfigMap (anyone who may read
+# ConfigMaps would read them); the name stays, so the evidence shows the variable was set.
+_SECRET_NAME = re.compile(r"(?i)(secret|token|passw|credential|api_?key|private)")
+
+
+def redacted_spec(spec: JsonObject) -> JsonObject:
+    clean = copy.deepcopy(spec)
+    pod = (clean.get("template") or {}).get("spec") or {}
+    for container in [*(pod.get("containers") or []), *(pod.get("initContainers") or [])]:
+        for variable in container.get("env") or []:
+            if "value" in variable and _SECRET_NAME.search(str(variable.get("name", ""))):
+                variable["value"] = "[redacted]"
+    return clean
+
+
 def _event_line(event: JsonObject) -> str:
     involved = event.get("involvedObject") or {}
     at = event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp")
@@ -90,7 +107,9 @@ def build_config_map(
         for p in pods
     ]
     data: dict[str, str] = {
-        "spec.json": json.dumps(deployment.get("spec") or {}, indent=1, sort_keys=True),
+        "spec.json": json.dumps(
+            redacted_spec(deployment.get("spec") or {}), indent=1, sort_keys=True
+        ),
         "pods.txt": "\n".join(pod_lines) + "\n" if pod_lines else "",
         "events.txt": _tail(events_text, MAX_BYTES // 4),
     }
