@@ -6,14 +6,21 @@ import argparse
 import sys
 
 from mitigator.console.output import Style, dump, table
-from mitigator.console.session import now, open_session
+from mitigator.console.session import CommandError, now, open_session
 from mitigator.console.views import LIST_HEADER, describe, list_entry, list_row, when
+from mitigator.k8s import NotFound
 
 
 def list_incidents(args: argparse.Namespace) -> int:
     connection, namespace = open_session(args)
     everywhere = bool(args.all_namespaces)
-    incidents = connection.kube.list_incidents(None if everywhere else namespace)
+    try:
+        incidents = connection.kube.list_incidents(None if everywhere else namespace)
+    except NotFound as exc:  # a list is never missing: the kind is
+        raise CommandError(
+            "the API server does not serve Incidents: is the CRD "
+            "incidents.mitigator.luminamind.io installed (kubectl apply -f crds/)?"
+        ) from exc
     incidents.sort(
         key=lambda i: when(i["metadata"].get("creationTimestamp")) or now(), reverse=True
     )
