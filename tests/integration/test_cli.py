@@ -169,6 +169,12 @@ def test_approving_needs_the_verb_and_records_the_caller(
     assert row["severity"] == status["severity"]
     assert row["timeToMitigateSeconds"] is not None and row["timeToMitigateSeconds"] >= 0
 
+    everywhere = run_cli("incidents", "-A", "-o", "yaml", kubeconfig=cluster.kubeconfig)
+    assert everywhere.code == 0, everywhere.err
+    assert {"namespace": namespace, "name": "gated"}.items() <= next(
+        e for e in yaml.safe_load(everywhere.out) if e["name"] == "gated"
+    ).items()
+
     table = run_cli("incidents", kubeconfig=approver)
     assert table.code == 0, table.err
     header, *rows = table.out.splitlines()
