@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mitigator.console import add_commands as add_incident_commands
+
 
 def _run(args: argparse.Namespace) -> int:
     import kopf  # noqa: PLC0415 - only `run` needs kopf; --help stays fast
@@ -173,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bridge.add_argument("--kubeconfig", default=None, help="default: in-cluster, else KUBECONFIG")
     bridge.set_defaults(handler=_bridge)
+    add_incident_commands(commands)  # incidents, describe, approve, resolve, postmortem, drill
     return parser
 
 

@@ -413,7 +413,8 @@ def test_describe_validation_error_names_fields_by_their_wire_names() -> None:
             }
         )
     assert describe_validation_error(refusal.value) == (
-        "spec.actions[1]: exactly one of rollback, scale, restart, setEnv, maintenance must be set"
+        "spec.actions[1]: exactly one of rollback, scale, restart, setEnv, maintenance, isolate "
+        "must be set"
     )
     with pytest.raises(ValidationError) as refusal:
         PolicySpec.model_validate({"selector": {}, "rules": []})

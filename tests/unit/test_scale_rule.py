@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from mitigator.actions.builders import build_scale
 from mitigator.actions.change import ActionRefused
 from mitigator.actions.reverts import REVERT_BUILDERS
-from mitigator.models import REVERTIBLE_ACTION_TYPES, ScaleAction
+from mitigator.models import REVERTIBLE_ACTION_TYPES, ActionType, ScaleAction
 
 
 def _deployment(replicas: int) -> dict[str, object]:
@@ -71,4 +71,5 @@ def test_an_increment_above_the_cap_is_refused_with_the_reason() -> None:
 
 
 def test_every_revertible_type_has_exactly_one_revert() -> None:
-    assert frozenset(REVERT_BUILDERS) == REVERTIBLE_ACTION_TYPES
+    # isolate is not a policy's choice (revertOnResolve): it is lifted on every resolve.
+    assert frozenset(REVERT_BUILDERS) == REVERTIBLE_ACTION_TYPES | {ActionType.ISOLATE}

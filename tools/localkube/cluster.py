@@ -58,6 +58,17 @@ class LocalCluster:
         return f"https://127.0.0.1:{self.api_port}"
 
     @property
+    def pod_logs_file(self) -> Path:
+        """What kwok serves as every container's log (`kubectl logs`): append lines to it."""
+        return self.workdir / "pod-logs" / "containers.log"
+
+    def log_to_pods(self, *lines: str) -> None:
+        """Append lines to every container's log, in the CRI format kwok parses."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime())
+        with self.pod_logs_file.open("a") as out:
+            out.writelines(f"{stamp} stdout F {line}\n" for line in lines)
+
+    @property
     def bin_dir(self) -> Path:
         return ensure_built()
 
@@ -155,6 +166,9 @@ class LocalCluster:
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
                 "--api-audiences=https://kubernetes.default.svc.cluster.local",
                 "--authorization-mode=RBAC",
+                # kwok's nodes answer on 127.0.0.1 (their Hostname address resolves nowhere):
+                # `kubectl logs` reaches kwok's kubelet API there.
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--allow-privileged=true",
                 "--profiling=false",
@@ -200,7 +214,10 @@ class LocalCluster:
             ],
         )
         stages = self.workdir / "kwok-stages.yaml"
-        stages.write_text("\n---\n".join(p.read_text() for p in kwok_stage_files()))
+        stages.write_text(
+            "\n---\n".join([*(p.read_text() for p in kwok_stage_files()), self._kwok_logs()])
+        )
+        kubelet_port = free_port()
         self._spawn(
             "kwok",
             [
@@ -209,10 +226,31 @@ class LocalCluster:
                 f"--config={stages}",
                 "--manage-all-nodes=false",
                 f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                f"--server-address=127.0.0.1:{free_port()}",
+                # kwok's kubelet API (logs), over TLS as the API server expects a kubelet.
+                f"--server-address=127.0.0.1:{kubelet_port}",
+                f"--node-port={kubelet_port}",
+                f"--tls-cert-file={self.pki.serving_cert}",
+                f"--tls-private-key-file={self.pki.serving_key}",
                 "--cidr=10.244.0.0/16",
                 "--node-ip=127.0.0.1",
             ],
+        )
+
+    def _kwok_logs(self) -> str:
+        """kwok's ClusterLogs configuration: every container of every pod logs
+        `pod_logs_file`, so `kubectl logs` (and what reads logs through the API) works."""
+        self.pod_logs_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pod_logs_file.touch()
+        return yaml.safe_dump(
+            {
+                "kind": "ClusterLogs",
+                "apiVersion": "kwok.x-k8s.io/v1alpha1",
+                "metadata": {"name": "every-container"},
+                "spec": {
+                    "selector": {},
+                    "logs": [{"logsFile": str(self.pod_logs_file), "follow": False}],
+                },
+            }
         )
 
     def _register_nodes(self) -> None:

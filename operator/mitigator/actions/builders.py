@@ -11,6 +11,7 @@ import copy
 from collections.abc import Mapping
 from datetime import datetime
 
+from mitigator import API_GROUP, API_VERSION
 from mitigator.actions.change import (
     ActionRefused,
     Change,
@@ -259,3 +260,54 @@ def build_maintenance(
         ),
         others=tuple(ObjectChange("Service", svc, [selector_op(backend)]) for svc in services),
     )
+
+
+def isolation_name(incident: str, action_id: str) -> str:
+    """The NetworkPolicy of an isolate step: `<incident>-isolate-<step>`, within 253."""
+    suffix = f"-isolate-{action_id}"
+    return f"{incident[: 253 - len(suffix)]}{suffix}"
+
+
+def build_isolate(deployment: JsonObject, *, name: str) -> Change:
+    """Nothing on the Deployment changes (its pods stay, for forensics): the record says which
+    NetworkPolicy cuts them off, so the resolve lifts exactly that one."""
+    selector = deployment["spec"]["selector"]
+    return Change(
+        deployment_ops=[],
+        before={"networkPolicy": name, "isolated": False},
+        after={"networkPolicy": name, "isolated": True, "podSelector": selector},
+        message=(
+            f"isolated the pods of {deployment['metadata']['name']}: NetworkPolicy {name} denies "
+            "all their ingress and egress; the pods are kept for forensics"
+        ),
+    )
+
+
+def isolation_policy(
+    deployment: JsonObject, *, name: str, incident: str, incident_uid: str
+) -> JsonObject:
+    """A NetworkPolicy selecting exactly what the Deployment selects, with both policy types
+    and no rule: every connection to and from those pods is denied. Owned by the Incident, so
+    it cannot outlive it."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {
+            "name": name,
+            "namespace": deployment["metadata"]["namespace"],
+            "labels": {f"{API_GROUP}/isolates": deployment["metadata"]["name"]},
+            "annotations": {f"{API_GROUP}/incident": incident},
+            "ownerReferences": [
+                {
+                    "apiVersion": f"{API_GROUP}/{API_VERSION}",
+                    "kind": "Incident",
+                    "name": incident,
+                    "uid": incident_uid,
+                }
+            ],
+        },
+        "spec": {
+            "podSelector": copy.deepcopy(deployment["spec"]["selector"]),
+            "policyTypes": ["Ingress", "Egress"],
+        },
+    }

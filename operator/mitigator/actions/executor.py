@@ -9,6 +9,7 @@ acting again.
 
 from __future__ import annotations
 
+import contextlib
 from functools import singledispatchmethod
 
 from mitigator.actions import builders, marker
@@ -20,12 +21,15 @@ from mitigator.actions.change import (
     replicas_op,
     selector_op,
 )
+from mitigator.actions.evidence import capture, destroys_pods, evidence_name
 from mitigator.actions.outcomes import answered
 from mitigator.actions.reverts import build_revert, others_named
-from mitigator.k8s import KubeClient, NotFound
+from mitigator.k8s import AlreadyExists, ApiError, Invalid, KubeClient, NotFound
 from mitigator.models import (
     ActionState,
+    ActionType,
     AnyAction,
+    IsolateAction,
     JsonObject,
     MaintenanceAction,
     Phase,
@@ -67,6 +71,7 @@ class ActionExecutor:
                 before=applied.get("before", {}),
                 after=applied.get("after", {}),
                 recovered=True,
+                evidence=self._kept(request),
             )
         claim = marker.claim_of(deployment)
         if claim is not None and claim.uid != request.incident_uid and self._live(request, claim):
@@ -80,9 +85,20 @@ class ActionExecutor:
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
         change = self._change(request.action, deployment, request)
+        evidence, note = None, ""
+        if destroys_pods(request.action_type, change):
+            try:
+                evidence = capture(self.kube, request, deployment)
+            except (ApiError, Invalid, NotFound) as exc:
+                # Forensics must not hold a mitigation back: act, and say what was lost.
+                note = f" (evidence not kept: {exc})"
         self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
-            ActionState.APPLIED, change.message, before=change.before, after=change.after
+            ActionState.APPLIED,
+            change.message + note,
+            before=change.before,
+            after=change.after,
+            evidence=evidence,
         )
 
     # One builder per action model, each given what it must read besides the Deployment.
@@ -121,6 +137,23 @@ class ActionExecutor:
         return builders.build_set_env(deployment, action)
 
     @_change.register
+    def _(self, action: IsolateAction, deployment: JsonObject, request: ActionRequest) -> Change:
+        name = builders.isolation_name(request.incident_name, request.action_id)
+        # Created before the Deployment's record (an earlier run that stopped in between
+        # created it already: fine); the record then says it is this step's.
+        with contextlib.suppress(AlreadyExists):
+            self.kube.create_network_policy(
+                request.namespace,
+                builders.isolation_policy(
+                    deployment,
+                    name=name,
+                    incident=request.incident_name,
+                    incident_uid=request.incident_uid,
+                ),
+            )
+        return builders.build_isolate(deployment, name=name)
+
+    @_change.register
     def _(
         self, action: MaintenanceAction, deployment: JsonObject, request: ActionRequest
     ) -> Change:
@@ -148,6 +181,15 @@ class ActionExecutor:
             if svc["metadata"]["name"] in recorded and marker.find_record(svc, request.key) is None
         ]
         return _finish(earlier, deployment_ops=[replicas_op(0)], others=tuple(pending))
+
+    def _kept(self, request: ActionRequest) -> str | None:
+        """The evidence an earlier run captured for this step, if it did."""
+        name = evidence_name(request.incident_name, request.action_id)
+        try:
+            self.kube.read_config_map(request.namespace, name)
+        except (ApiError, NotFound):
+            return None
+        return name
 
     def _live(self, request: ActionRequest, claim: marker.Claim) -> bool:
         """The claimant still mitigates: it exists, is the same object, and is not done. A
@@ -185,6 +227,9 @@ class ActionExecutor:
             before=request.before,
             others={name: obj for name, obj in others.items() if obj is not None},
         )
+        if request.action_type is ActionType.ISOLATE:
+            # Gone first, recorded second: a run that stops in between deletes it again.
+            self.kube.delete_network_policy(request.namespace, str(request.before["networkPolicy"]))
         self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED, change.message, before=change.before, after=change.after

@@ -15,7 +15,12 @@ from mitigator.actions.change import (
     replicas_op,
     selector_op,
 )
-from mitigator.models import REVERTIBLE_ACTION_TYPES, ActionType, JsonObject
+from mitigator.models import (
+    ALWAYS_REVERTED_ACTION_TYPES,
+    REVERTIBLE_ACTION_TYPES,
+    ActionType,
+    JsonObject,
+)
 
 # (the Deployment, the state before the action, the objects beside it by name) → the change
 RevertBuilder = Callable[[JsonObject, JsonObject, Mapping[str, JsonObject]], Change]
@@ -129,12 +134,31 @@ def revert_maintenance(
     )
 
 
+def revert_isolate(
+    deployment: JsonObject, before: JsonObject, _: Mapping[str, JsonObject]
+) -> Change:
+    """The record of lifting the isolation; the executor deletes the NetworkPolicy."""
+    name = str(before["networkPolicy"])
+    return Change(
+        deployment_ops=[],
+        before={"networkPolicy": name, "isolated": True},
+        after={"networkPolicy": name, "isolated": False},
+        message=(
+            f"isolation lifted: NetworkPolicy {name} deleted, the pods of "
+            f"{deployment['metadata']['name']} reachable again"
+        ),
+    )
+
+
 REVERT_BUILDERS: Mapping[ActionType, RevertBuilder] = {
     ActionType.SCALE: revert_scale,
     ActionType.SET_ENV: revert_set_env,
     ActionType.MAINTENANCE: revert_maintenance,
+    ActionType.ISOLATE: revert_isolate,
 }
-assert frozenset(REVERT_BUILDERS) == REVERTIBLE_ACTION_TYPES, "one revert per revertible type"
+assert frozenset(REVERT_BUILDERS) == REVERTIBLE_ACTION_TYPES | ALWAYS_REVERTED_ACTION_TYPES, (
+    "one revert per revertible type"
+)
 
 
 def build_revert(
@@ -147,7 +171,7 @@ def build_revert(
     """Undo a recorded action of `action_type` from its `before` snapshot; `others` are the
     objects beside the Deployment it changed (`others_named`), as read now."""
     builder = REVERT_BUILDERS.get(action_type)
-    if builder is None:
+    if builder is None:  # a rollback or a restart: the fix itself
         revertible = ", ".join(sorted(REVERTIBLE_ACTION_TYPES))
         raise ActionRefused(f"{action_type} is not revertible (revertible: {revertible})")
     return builder(deployment, before, others)

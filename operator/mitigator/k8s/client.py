@@ -12,10 +12,11 @@ import os
 from typing import Any
 
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
 from mitigator.k8s.calls import CustomResource, call, items, selector_of
-from mitigator.k8s.errors import NotFound, translate_write
+from mitigator.k8s.errors import NotFound, translate, translate_write
 from mitigator.models import JsonObject
 
 JsonPatch = list[dict[str, Any]]
@@ -325,3 +326,93 @@ class KubeClient:
             translate=translate_write,
             _request_timeout=timeout,
         )
+
+    # ------------------------------------------------------------ incident CLI, evidence, isolate
+    # (issue 15: who am I, policies by name, pod logs and Events, ConfigMaps, NetworkPolicies)
+
+    def whoami(self) -> str:
+        """The caller's user name as the API server sees it (SelfSubjectReview, as
+        `kubectl auth whoami` does)."""
+        review = call(
+            "SelfSubjectReview",
+            client.AuthenticationV1Api(self.api_client).create_self_subject_review,
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+        )
+        return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
+
+    def read_policy(self, namespace: str, name: str) -> JsonObject:
+        return call(
+            f"MitigationPolicy {namespace}/{name}",
+            self.custom.get_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            POLICY_PLURAL,
+            name,
+        )
+
+    def pod_log(self, namespace: str, pod: str, *, container: str, tail_lines: int) -> str:
+        """The last `tail_lines` lines the container logged (what `kubectl logs` shows)."""
+        try:
+            response: Any = self.core.read_namespaced_pod_log(
+                pod,
+                namespace,
+                container=container,
+                tail_lines=tail_lines,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise translate(exc, f"logs of Pod {namespace}/{pod}/{container}") from exc
+        return bytes(response.data).decode("utf-8", errors="replace")
+
+    def events_of(self, namespace: str, *, kind: str, name: str) -> list[JsonObject]:
+        """The core/v1 Events about one object (`kubectl describe`'s Events section)."""
+        return items(
+            f"Events of {kind} {namespace}/{name}",
+            self.core.list_namespaced_event,
+            namespace,
+            field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+        )
+
+    def create_config_map(self, namespace: str, body: JsonObject) -> JsonObject:
+        name = (body.get("metadata") or {}).get("name", "")
+        return call(
+            f"ConfigMap {namespace}/{name}",
+            self.core.create_namespaced_config_map,
+            namespace,
+            body,
+            translate=translate_write,
+        )
+
+    def read_config_map(self, namespace: str, name: str) -> JsonObject:
+        return call(
+            f"ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map, name, namespace
+        )
+
+    def create_network_policy(self, namespace: str, body: JsonObject) -> JsonObject:
+        name = (body.get("metadata") or {}).get("name", "")
+        return call(
+            f"NetworkPolicy {namespace}/{name}",
+            client.NetworkingV1Api(self.api_client).create_namespaced_network_policy,
+            namespace,
+            body,
+            translate=translate_write,
+        )
+
+    def read_network_policy(self, namespace: str, name: str) -> JsonObject:
+        return call(
+            f"NetworkPolicy {namespace}/{name}",
+            client.NetworkingV1Api(self.api_client).read_namespaced_network_policy,
+            name,
+            namespace,
+        )
+
+    def delete_network_policy(self, namespace: str, name: str) -> None:
+        """Delete it; one already gone is fine."""
+        with contextlib.suppress(NotFound):
+            call(
+                f"NetworkPolicy {namespace}/{name}",
+                client.NetworkingV1Api(self.api_client).delete_namespaced_network_policy,
+                name,
+                namespace,
+            )

@@ -9,6 +9,7 @@ from mitigator.models.actions import (
     ActionStep,
     ActionSteps,
     AnyAction,
+    IsolateAction,
     MaintenanceAction,
     OtherServices,
     ReplicaTarget,
@@ -19,6 +20,7 @@ from mitigator.models.actions import (
 )
 from mitigator.models.base import ApiModel, JsonObject, StatusModel
 from mitigator.models.common import (
+    ALWAYS_REVERTED_ACTION_TYPES,
     REVERTIBLE_ACTION_TYPES,
     ActionState,
     ActionType,
@@ -77,6 +79,7 @@ from mitigator.models.status import (
 )
 
 __all__ = [
+    "ALWAYS_REVERTED_ACTION_TYPES",
     "MAX_TIMELINE_ENTRIES",
     "REVERTIBLE_ACTION_TYPES",
     "ActionRecord",
@@ -102,6 +105,7 @@ __all__ = [
     "IncidentSource",
     "IncidentSpec",
     "IncidentStatus",
+    "IsolateAction",
     "JsonObject",
     "KnownSeverity",
     "LabelSelector",

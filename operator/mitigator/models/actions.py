@@ -21,7 +21,7 @@ from mitigator.models.common import (
 )
 
 STEP_NEEDS_EXACTLY_ONE_ACTION = (
-    "exactly one of rollback, scale, restart, setEnv, maintenance must be set"
+    "exactly one of rollback, scale, restart, setEnv, maintenance, isolate must be set"
 )
 SCALE_NEEDS_EXACTLY_ONE_AMOUNT = "scale needs exactly one of replicas and increment"
 SCALE_MAX_BELOW_REPLICAS = "scale.max must be >= scale.replicas"
@@ -162,7 +162,14 @@ class MaintenanceAction(ApiModel):
     )
 
 
-AnyAction = RollbackAction | ScaleAction | RestartAction | SetEnvAction | MaintenanceAction
+class IsolateAction(ApiModel):
+    """Cut the target's pods off the network (a NetworkPolicy denying all ingress and egress)
+    and keep them for forensics, instead of scaling them away; lifted on resolve."""
+
+
+AnyAction = (
+    RollbackAction | ScaleAction | RestartAction | SetEnvAction | MaintenanceAction | IsolateAction
+)
 
 # The model of each action type, and the step's field that holds it.
 ACTION_MODEL_OF_TYPE: dict[ActionType, type[AnyAction]] = {
@@ -171,6 +178,7 @@ ACTION_MODEL_OF_TYPE: dict[ActionType, type[AnyAction]] = {
     ActionType.RESTART: RestartAction,
     ActionType.SET_ENV: SetEnvAction,
     ActionType.MAINTENANCE: MaintenanceAction,
+    ActionType.ISOLATE: IsolateAction,
 }
 _FIELD_OF_TYPE = {
     ActionType.ROLLBACK: "rollback",
@@ -178,6 +186,7 @@ _FIELD_OF_TYPE = {
     ActionType.RESTART: "restart",
     ActionType.SET_ENV: "set_env",
     ActionType.MAINTENANCE: "maintenance",
+    ActionType.ISOLATE: "isolate",
 }
 _TYPE_OF_CLASS = {model: action_type for action_type, model in ACTION_MODEL_OF_TYPE.items()}
 
@@ -196,6 +205,7 @@ class ActionStep(ApiModel):
     restart: RestartAction | None = None
     set_env: SetEnvAction | None = None
     maintenance: MaintenanceAction | None = None
+    isolate: IsolateAction | None = None
 
     @model_validator(mode="after")
     def _exactly_one_action(self) -> "ActionStep":

@@ -87,12 +87,16 @@ class ActionType(StrEnum):
     RESTART = "restart"
     SET_ENV = "setEnv"
     MAINTENANCE = "maintenance"
+    ISOLATE = "isolate"
 
 
 # The mitigations that can be undone once the target is healthy again: a rollback and a restart
 # are fixes, not temporary measures, so there is nothing to revert.
 RevertibleActionType = Literal[ActionType.SCALE, ActionType.SET_ENV, ActionType.MAINTENANCE]
 REVERTIBLE_ACTION_TYPES: frozenset[ActionType] = frozenset(get_args(RevertibleActionType))
+# Undone on every resolve, whatever revertOnResolve says: isolation contains an incident for
+# forensics; it is never the fix, and pods must not stay cut off once people close it.
+ALWAYS_REVERTED_ACTION_TYPES: frozenset[ActionType] = frozenset({ActionType.ISOLATE})
 
 
 class ActionState(StrEnum):

@@ -8,7 +8,7 @@ from pydantic_core import ErrorDetails
 
 def describe_validation_error(error: ValidationError, *, root: str = "spec") -> str:
     """One line naming each offending field the way kubectl would, e.g.
-    "spec.actions[0]: exactly one of rollback, scale, restart, setEnv, maintenance must be set".
+    "spec.actions[0]: scale needs exactly one of replicas and increment".
 
     Field names are the camelCase wire names, since that is what the person wrote.
     """

@@ -126,3 +126,5 @@ class ActionOutcome:
     retryable: bool = False
     # Refused because this Incident holds the target's claim: its name.
     claimed_by: str | None = None
+    # The ConfigMap holding what the step was about to destroy (pods' logs, Events, spec).
+    evidence: str | None = None

@@ -89,3 +89,9 @@ class IncidentSpec(ApiModel):
     dry_run: StrictBool = False
     approved: StrictBool = False
     resolve: StrictBool = Field(default=False, description="A person closes the incident.")
+    # Who approved and who resolved, as the API server saw them: config/approval/'s
+    # ValidatingAdmissionPolicy refuses a name other than the caller's (see docs/CLI.md).
+    approved_by: str | None = Field(default=None, max_length=256)
+    approved_at: Timestamp | None = None
+    resolved_by: str | None = Field(default=None, max_length=256)
+    resolved_at: Timestamp | None = None

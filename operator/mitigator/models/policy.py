@@ -199,7 +199,7 @@ class Guardrails(ApiModel):
         description="Never acted in; kube-system, kube-public, kube-node-lease always are.",
     )
     require_approval_for: Annotated[tuple[ActionType, ...], AfterValidator(reject_duplicates)] = (
-        Field(default=(), max_length=5)
+        Field(default=(), max_length=len(ActionType))
     )
     dry_run: StrictBool = False
     max_replicas: StrictInt = Field(default=20, ge=1)

@@ -61,6 +61,12 @@ class ActionRecord(StatusModel):
     message: str | None = None
     before: JsonObject | None = None
     after: JsonObject | None = None
+    evidence: str | None = Field(
+        default=None,
+        max_length=253,
+        description="ConfigMap with the pods' last logs, their Events and the target's spec, "
+        "kept before the step replaced or removed the pods.",
+    )
 
     @property
     def action(self) -> AnyAction:
@@ -134,6 +140,7 @@ class TimelineEvent(StrEnum):
     FAILED = "Failed"
     SUPPRESSED = "Suppressed"
     GITOPS = "GitOps"
+    EVIDENCE = "EvidenceKept"
 
 
 class TimelineEntry(StatusModel):

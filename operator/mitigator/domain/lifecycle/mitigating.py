@@ -30,7 +30,8 @@ def plan_exhausted(records: list[ActionRecord]) -> str:
 def await_approval(tick: Tick) -> None:
     if not tick.spec.approved:
         return
-    tick.note(TimelineEvent.APPROVED, "approved: spec.approved is true")
+    by = f" by {tick.spec.approved_by}" if tick.spec.approved_by else ""
+    tick.note(TimelineEvent.APPROVED, f"approved{by}: spec.approved is true")
     tick.draft.enter(Phase.MITIGATING, "approved; applying the plan")
     mitigate(tick)
 
@@ -119,8 +120,15 @@ def _settle(tick: Tick, index: int, record: ActionRecord, outcome: ActionOutcome
                 "finished_at": now,
                 "message": outcome.message,
                 "started_at": started_at,
+                "evidence": outcome.evidence,
             }
         )
+        if outcome.evidence:
+            tick.note(
+                TimelineEvent.EVIDENCE,
+                f"before step {record.id}: pods' logs, Events and the target's spec kept in "
+                f"ConfigMap {outcome.evidence}",
+            )
         if draft.mitigated_at is None:
             draft.mitigated_at = now
         recovered = " (recovered: applied before a restart)" if outcome.recovered else ""

@@ -4,7 +4,14 @@
 from __future__ import annotations
 
 from mitigator.domain.lifecycle.tick import Tick
-from mitigator.models import ActionState, Phase, PolicySpec, RevertRecord, TimelineEvent
+from mitigator.models import (
+    ALWAYS_REVERTED_ACTION_TYPES,
+    ActionState,
+    Phase,
+    PolicySpec,
+    RevertRecord,
+    TimelineEvent,
+)
 from mitigator.models.execution import ReleaseRequest, RevertRequest
 
 
@@ -17,7 +24,8 @@ def resolve(tick: Tick, message: str, *, policy: PolicySpec | None) -> None:
 
 def resolve_by_hand(tick: Tick) -> None:
     policy = tick.policy().spec if tick.target().exists else None
-    resolve(tick, "resolved by a person (spec.resolve)", policy=policy)
+    who = tick.spec.resolved_by or "a person"
+    resolve(tick, f"resolved by {who} (spec.resolve)", policy=policy)
 
 
 def release_claim(tick: Tick) -> None:
@@ -37,14 +45,16 @@ def release_claim(tick: Tick) -> None:
 
 
 def _revert_temporary_measures(tick: Tick, policy: PolicySpec | None) -> None:
-    if policy is None or not policy.revert_on_resolve:
-        return
+    # The policy's temporary measures, and an isolation always (containment, never the fix).
+    undo = (
+        set(policy.revert_on_resolve if policy is not None else ()) | ALWAYS_REVERTED_ACTION_TYPES
+    )
     draft = tick.draft
     done = {r.action_id for r in draft.reverts if r.state is ActionState.REVERTED}
     for record in reversed(draft.actions):
         if (
             record.state is not ActionState.APPLIED
-            or record.type not in policy.revert_on_resolve
+            or record.type not in undo
             or record.id in done
             or record.before is None
         ):
