@@ -43,10 +43,12 @@ def test_the_namespaced_roles_are_the_cluster_wide_rules_without_the_cluster_sco
     assert _one(watched, "Role", "mitigator-operator")["rules"] == expected
     bridge = _one(cluster_wide / "bridge-rbac.yaml", "ClusterRole", "mitigator-bridge")
     assert _one(watched, "Role", "mitigator-bridge")["rules"] == bridge["rules"]
-    # Nothing either identity gets deletes anything or reads Secrets.
+    # Nothing either identity gets deletes anything but the isolation NetworkPolicy it made
+    # (removed on resolve), or reads Secrets.
     for role in (operator, bridge):
         for rule in role["rules"]:
-            assert "delete" not in rule["verbs"] and "deletecollection" not in rule["verbs"]
+            assert "deletecollection" not in rule["verbs"]
+            assert "delete" not in rule["verbs"] or rule["resources"] == ["networkpolicies"]
             assert "secrets" not in rule["resources"]
 
 
