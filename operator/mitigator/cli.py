@@ -13,9 +13,14 @@ def _run(args: argparse.Namespace) -> int:
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
+    from mitigator.observability.logs import configure_logging  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
 
     overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.log_level:
+        overrides["log_level"] = args.log_level.upper()
     try:
         settings = OperatorSettings(**overrides)
     except ValidationError as exc:
@@ -24,6 +29,8 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mitigator run: {exc}", file=sys.stderr)
         return 2
+    # kopf.run() configures no logging: without this every INFO record would be dropped.
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     kopf.run(
@@ -94,6 +101,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-url",
         default=None,
         help="default Prometheus for policies that name none (env MITIGATOR_PROMETHEUS_URL)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=None,
+        help="json (one object per line) or console; default: console on a terminal, else "
+        "json (env MITIGATOR_LOG_FORMAT)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="default info (env MITIGATOR_LOG_LEVEL)",
     )
     run.set_defaults(handler=_run)
 

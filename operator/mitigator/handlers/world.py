@@ -16,7 +16,7 @@ from mitigator.domain.selection import PolicyCandidate
 from mitigator.handlers.indexes import contenders_in, policies_in
 from mitigator.k8s import KubeClient
 from mitigator.metrics.cluster import ClusterObserver
-from mitigator.metrics.prometheus import PrometheusProvider
+from mitigator.metrics.prometheus import PrometheusConnection, PrometheusProvider
 from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
 from mitigator.models.execution import (
     ActionOutcome,
@@ -30,12 +30,19 @@ from mitigator.models.execution import (
 class Cluster:
     """The long-lived parts: API client, executor, observer, one provider per Prometheus."""
 
-    def __init__(self, kube: KubeClient, *, default_prometheus_url: str | None) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        default_prometheus_url: str | None,
+        prometheus_connection: PrometheusConnection | None = None,
+    ) -> None:
         self.kube = kube
         self.executor = ActionExecutor(kube)
         self.gitops = GitOpsSwitch(kube)
         self.observer = ClusterObserver(kube)
         self.default_prometheus_url = default_prometheus_url
+        self.prometheus_connection = prometheus_connection
         self._providers: dict[str, PrometheusProvider] = {}
         # Slots granted by this process whose incidents the index does not show holding yet:
         # ticks run in parallel threads, and a grant must count before its status is written.
@@ -65,7 +72,9 @@ class Cluster:
             return _NoPrometheus()
         provider = self._providers.get(url)
         if provider is None:
-            provider = self._providers[url] = PrometheusProvider(url)
+            provider = self._providers[url] = PrometheusProvider(
+                url, connection=self.prometheus_connection
+            )
         return provider
 
     def world(self, handler_kwargs: Mapping[str, Any]) -> ClusterWorld:
