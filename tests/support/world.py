@@ -128,6 +128,11 @@ def operator_environment(prometheus_url: str) -> dict[str, str]:
         "MITIGATOR_TICK_SECONDS": "0.5",
         "MITIGATOR_ESCALATION_TICK_SECONDS": "0.5",
         "MITIGATOR_PROTECTED_NAMESPACES": "mt-protected-*",
+        # Ceilings (issue 11): loopback Prometheus and receivers only; 127.0.0.2 is the
+        # address tests use for "not allowed".
+        "MITIGATOR_ALLOWED_PROMETHEUS_URLS": "http://127.0.0.1:*,https://127.0.0.1:*",
+        "MITIGATOR_ALLOWED_WEBHOOK_HOSTS": "127.0.0.1",
+        "MITIGATOR_MAX_REPLICAS": "100",
     }
 
 
@@ -170,3 +175,30 @@ def start_operator(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+# --- Observability (issue 11): the operator's JSON log lines and its /metrics ---
+
+
+def json_log_lines(log: Path) -> list[dict[str, object]]:
+    """Every line an operator wrote to `log`, each parsed as one JSON object (a line that is
+    not fails the test with its text)."""
+    import json
+
+    lines = []
+    for number, line in enumerate(log.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            lines.append(json.loads(line))
+        except ValueError as exc:
+            raise AssertionError(f"{log}:{number} is not JSON: {line[:300]}") from exc
+    return lines
+
+
+def assert_no_secret_in(paths: list[Path], secrets: list[str]) -> None:
+    """None of `secrets` appears anywhere in the files (logs) at `paths`."""
+    for path in paths:
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret ({secret[:4]}...) leaked into {path}"

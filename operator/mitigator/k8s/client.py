@@ -7,6 +7,7 @@ camelCase shapes that `kubectl get -o json` prints.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from typing import Any
@@ -286,3 +287,17 @@ class KubeClient:
                 name,
                 {"status": status},
             )
+
+    # ------------------------------------------------------------ secrets (issue 11)
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret a policy names, in the policy's own namespace. Raises
+        `NotFound` when the Secret or its key is missing; the value never appears in an
+        error."""
+        secret = call(
+            f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        )
+        data = secret.get("data") or {}
+        if key not in data:
+            raise NotFound(f"Secret {namespace}/{name} has no key {key}")
+        return base64.b64decode(data[key]).decode().strip()

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import MutableMapping
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import structlog
 
@@ -29,6 +30,18 @@ def register_secret(value: str | None) -> None:
     if value and len(value) >= _MIN_SECRET_LENGTH:
         with _secrets_lock:
             _secrets.add(value)
+
+
+def register_secret_url(url: str | None) -> None:
+    """Mask a secret URL, and its path and query on their own: HTTP libraries log the host
+    and the path apart (urllib3: `http://host:port "POST /services/T0/B0/token"`)."""
+    if not url:
+        return
+    register_secret(url)
+    parts = urlsplit(url)
+    register_secret(parts.path + (f"?{parts.query}" if parts.query else ""))
+    if parts.path not in ("", "/"):
+        register_secret(parts.path)
 
 
 def redact(text: str) -> str:
@@ -107,6 +120,9 @@ def configure_logging(*, fmt: LogFormat | None = None, level: str = "INFO") -> N
     # kopf's per-object records repeat at DEBUG what its INFO lines say; aiohttp's access log
     # would log every scrape of /metrics.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # urllib3's DEBUG lines quote every request's URL; secret ones are masked anyway, but a
+    # URL nobody registered (a typo'd Secret key) must not be written either.
+    logging.getLogger("urllib3").setLevel(logging.INFO)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
