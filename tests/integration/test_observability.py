@@ -21,7 +21,12 @@ from localkube.processes import free_port, wait_until
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
-from tests.support.world import assert_no_secret_in, json_log_lines, start_operator
+from tests.support.world import (
+    assert_no_secret_in,
+    dashboard_queries,
+    json_log_lines,
+    start_operator,
+)
 
 pytestmark = pytest.mark.cluster
 
@@ -93,7 +98,10 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
     )
     log = tmp_path / "operator.log"
     metrics_port = free_port()
-    job = f"mitigator-{namespace}"
+    # The job name the PodMonitor (config/monitoring) gives, which the dashboard selects on.
+    job = "mitigator"
+    instance = f"127.0.0.1:{metrics_port}"
+    sel = f'job="{job}",instance="{instance}"'
 
     def health(dep: dict[str, Any]) -> tuple[float, float]:
         return (0.3, 0.2) if image(dep) == BAD else (0.0, 0.2)
@@ -112,7 +120,7 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
             MITIGATOR_PROMETHEUS_BEARER_TOKEN_FILE=str(token_file),
         )
         try:
-            prometheus.add_targets(job, [f"127.0.0.1:{metrics_port}"], {"job": job})
+            prometheus.add_targets(namespace, [instance], {"job": job})
             resources.create(incident_manifest("bad-deploy", target="web"))
             incident = resources.wait_phase("bad-deploy", "Resolved", "Escalated", "Failed")
             assert incident["status"]["phase"] == "Resolved", incident["status"].get("message")
@@ -126,18 +134,18 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
                 return _value(prometheus, promql) == expected
 
             expectations = {
-                f'mitigator_actions_total{{job="{job}",type="rollback",result="Applied"}}': 1,
-                f'sum(mitigator_actions_total{{job="{job}"}})': 1,
-                f'mitigator_incident_transitions_total{{job="{job}",phase="Resolved"}}': 1,
-                f'mitigator_verifications_total{{job="{job}",result="passed"}}': 1,
-                f'mitigator_time_to_first_action_seconds_count{{job="{job}"}}': 1,
-                f'mitigator_time_to_resolution_seconds_count{{job="{job}"}}': 1,
-                f'mitigator_escalation_deliveries_total{{job="{job}",kind="trigger",'
+                f'mitigator_actions_total{{{sel},type="rollback",result="Applied"}}': 1,
+                f"sum(mitigator_actions_total{{{sel}}})": 1,
+                f'mitigator_incident_transitions_total{{{sel},phase="Resolved"}}': 1,
+                f'mitigator_verifications_total{{{sel},result="passed"}}': 1,
+                f"mitigator_time_to_first_action_seconds_count{{{sel}}}": 1,
+                f"mitigator_time_to_resolution_seconds_count{{{sel}}}": 1,
+                f'mitigator_escalation_deliveries_total{{{sel},kind="trigger",'
                 'format="slack",result="delivered"}': 1,
-                f'mitigator_escalation_deliveries_total{{job="{job}",kind="resolve",'
+                f'mitigator_escalation_deliveries_total{{{sel},kind="resolve",'
                 'format="slack",result="delivered"}': 1,
-                f'mitigator_incidents{{job="{job}",phase="Resolved"}}': 1,
-                f'mitigator_leader{{job="{job}"}}': 1,
+                f'mitigator_incidents{{{sel},phase="Resolved"}}': 1,
+                f"mitigator_leader{{{sel}}}": 1,
             }
             for promql, expected in expectations.items():
                 wait_until(
@@ -145,15 +153,22 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
                     timeout=30,
                     what=f"Prometheus to scrape {promql} == {expected}",
                 )
-            resolution = _value(
-                prometheus, f'mitigator_time_to_resolution_seconds_sum{{job="{job}"}}'
-            )
+            resolution = _value(prometheus, f"mitigator_time_to_resolution_seconds_sum{{{sel}}}")
             assert resolution is not None and 0 < resolution < 120
-            assert (
-                _value(prometheus, f'mitigator_tick_duration_seconds_count{{job="{job}"}}') or 0
-            ) > 0
+            assert (_value(prometheus, f"mitigator_tick_duration_seconds_count{{{sel}}}") or 0) > 0
+            # The dashboard over this data: every query is accepted (the Prometheus client
+            # raises on an error answer), and the panels about what just happened show it.
+            answers = {name: prometheus.query(expr) for name, expr in dashboard_queries().items()}
+            for panel in (
+                "panel 'Actions by type and result' A",
+                "panel 'Time to mitigate (detection to first action)' B",
+                "panel 'Time to resolve (detection to Resolved)' B",
+                "panel 'Leader' A",
+                "panel 'Open incidents' A",
+            ):
+                assert answers[panel], f"{panel} shows nothing after the scenario"
         finally:
-            prometheus.remove_targets(job)
+            prometheus.remove_targets(namespace)
             operator.terminate()
             operator.wait(timeout=30)
 

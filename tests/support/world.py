@@ -18,7 +18,12 @@ from prometheus_client import CollectorRegistry, Gauge
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
-from localkube.upstream import ARGO_CD_APPLICATION_CRD, FLUX_KUSTOMIZATION_CRD, fetch
+from localkube.upstream import (
+    ARGO_CD_APPLICATION_CRD,
+    FLUX_KUSTOMIZATION_CRD,
+    MONITORING_CRDS,
+    fetch,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "manifests" / "prometheus-rules.yaml"
@@ -75,6 +80,29 @@ def install_upstream_crds(cluster: ClusterAccess, api_client: client.ApiClient) 
         )
 
     wait_until(established, timeout=30, what="the GitOps CRDs to be Established")
+
+
+def install_monitoring_crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
+    """The Prometheus Operator's PodMonitor, ServiceMonitor and PrometheusRule CRDs, from its
+    Go module (v0.85.0)."""
+    for path in [fetch(file) for file in MONITORING_CRDS]:
+        kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    ext = client.ApiextensionsV1Api(api_client)
+    names = [
+        f"{plural}.monitoring.coreos.com"
+        for plural in ("podmonitors", "servicemonitors", "prometheusrules")
+    ]
+
+    def established() -> bool:
+        return all(
+            any(
+                c.type == "Established" and c.status == "True"
+                for c in ext.read_custom_resource_definition(name).status.conditions or []
+            )
+            for name in names
+        )
+
+    wait_until(established, timeout=30, what="the monitoring.coreos.com CRDs to be Established")
 
 
 class Signals:
@@ -202,3 +230,33 @@ def assert_no_secret_in(paths: list[Path], secrets: list[str]) -> None:
         text = path.read_text(errors="replace")
         for secret in secrets:
             assert secret not in text, f"a secret ({secret[:4]}...) leaked into {path}"
+
+
+DASHBOARD = ROOT / "config" / "monitoring" / "grafana-dashboard.json"
+# Grafana's built-in variables and the dashboard's own, as Grafana would fill them in.
+_GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "$namespace": ".*",
+}
+
+
+def dashboard_queries() -> dict[str, str]:
+    """Every PromQL expression of the dashboard (panels and annotations), by a name saying
+    where it is, with Grafana's variables filled in."""
+    import json
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries: dict[str, str] = {}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            queries[f"panel {panel['title']!r} {target['refId']}"] = target["expr"]
+    for annotation in dashboard["annotations"]["list"]:
+        queries[f"annotation {annotation['name']!r}"] = annotation["expr"]
+    def filled(expr: str) -> str:
+        for variable, value in _GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        return expr
+
+    return {name: filled(expr) for name, expr in queries.items()}

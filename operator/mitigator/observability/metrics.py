@@ -8,6 +8,7 @@ action types, results, reasons): never an incident's or a target's name.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,19 +33,27 @@ _TICK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 class _Incidents(Collector):
     """`mitigator_incidents{phase,severity}`: the Incidents the operator sees now, counted
-    from what its watch last delivered for each (kept by uid; deleted ones leave)."""
+    from what its watch last delivered for each (kept by uid; deleted ones leave); and
+    `mitigator_incident_phase_age_seconds{phase}`: how long the longest-waiting one has been
+    in its phase, as this process saw it change (a stuck incident's alert)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_uid: dict[str, tuple[str, str]] = {}
+        self._since: dict[str, float] = {}
 
     def observe(self, uid: str, *, phase: str | None, severity: str | None) -> None:
+        key = (phase or "Pending", severity or "unknown")
         with self._lock:
-            self._by_uid[uid] = (phase or "Pending", severity or "unknown")
+            previous = self._by_uid.get(uid)
+            if previous is None or previous[0] != key[0]:
+                self._since[uid] = time.time()
+            self._by_uid[uid] = key
 
     def forget(self, uid: str) -> None:
         with self._lock:
             self._by_uid.pop(uid, None)
+            self._since.pop(uid, None)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
@@ -52,13 +61,25 @@ class _Incidents(Collector):
             "Incidents the operator watches, by phase and severity",
             labels=["phase", "severity"],
         )
+        ages = GaugeMetricFamily(
+            "mitigator_incident_phase_age_seconds",
+            "Time the longest-waiting Incident of each phase has been in it",
+            labels=["phase"],
+        )
         counts: dict[tuple[str, str], int] = {}
+        oldest: dict[str, float] = {}
+        now = time.time()
         with self._lock:
-            for key in self._by_uid.values():
+            for uid, key in self._by_uid.items():
                 counts[key] = counts.get(key, 0) + 1
+                age = now - self._since.get(uid, now)
+                oldest[key[0]] = max(oldest.get(key[0], 0.0), age)
         for (phase, severity), count in sorted(counts.items()):
             family.add_metric([phase, severity], count)
+        for phase, age in sorted(oldest.items()):
+            ages.add_metric([phase], age)
         yield family
+        yield ages
 
 
 INCIDENTS = _Incidents()
