@@ -254,6 +254,7 @@ def dashboard_queries() -> dict[str, str]:
             queries[f"panel {panel['title']!r} {target['refId']}"] = target["expr"]
     for annotation in dashboard["annotations"]["list"]:
         queries[f"annotation {annotation['name']!r}"] = annotation["expr"]
+
     def filled(expr: str) -> str:
         for variable, value in _GRAFANA_VARIABLES.items():
             expr = expr.replace(variable, value)
