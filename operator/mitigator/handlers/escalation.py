@@ -78,6 +78,7 @@ class _Destination:
     url: str | None = None
     routing_key: str | None = None
     refusal: str | None = None  # why nothing is sent (never quotes a secret)
+    result: str = "refused"  # the deliveries counter's result when nothing is sent
 
 
 def _secret(cluster: Cluster, namespace: str, ref: SecretKeyRef, *, url: bool = False) -> str:
@@ -111,7 +112,9 @@ def _destination(
     except NotFound as exc:
         return _Destination(refusal=f"refused: {exc}")
     except ApiError as exc:
-        return _Destination(refusal=f"failed: reading the receiver's Secret: HTTP {exc.status}")
+        return _Destination(
+            refusal=f"failed: reading the receiver's Secret: HTTP {exc.status}", result="failed"
+        )
     if url is None:
         return _Destination()
     refusal = webhook_host_refusal(
@@ -165,7 +168,7 @@ def _notify(
     )
     fmt = level.receiver.format.value if level.receiver else "slack"
     if destination.refusal is not None:
-        ESCALATION_DELIVERIES.labels(kind, fmt, "refused").inc()
+        ESCALATION_DELIVERIES.labels(kind, fmt, destination.result).inc()
         return Delivery(False, destination.refusal), destination.refusal
     if destination.url is None:
         return None, "no webhook"
