@@ -6,6 +6,7 @@ the test CA either."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -156,4 +157,75 @@ def test_an_incident_triaged_through_a_wrong_ca_is_unknown_not_healthy(
     assert classification["evidenceComplete"] is False
     assert any("TLS verification failed" in reason for reason in classification["reasons"])
     assert apps.read_namespaced_deployment("web", namespace).metadata.generation == 1
+    assert PASSWORD not in log.read_text()
+
+
+@pytest.mark.cluster
+def test_a_policy_brings_its_own_credentials_by_secret_reference(
+    *,
+    secure: SecureWorld,
+    operator_kubeconfig: Path,
+    api_client: client.ApiClient,
+    own_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """`metrics.auth.secretRef`: the CA, basic auth and a tenant header come from a Secret in
+    the policy's namespace; the same policy with another CA in its Secret reads nothing."""
+    namespace = own_namespace
+    apps = client.AppsV1Api(api_client)
+    core = client.CoreV1Api(api_client)
+    resources = Resources(api_client, namespace)
+    credentials = {
+        "ca.crt": secure.pki.ca_cert.read_text(),
+        "username": USER,
+        "password": PASSWORD,
+        "header.X-Scope-OrgID": "team-a",
+    }
+    for name, ca in (("good", secure.pki.ca_cert), ("wrong-ca", secure.other_ca)):
+        data = {**credentials, "ca.crt": ca.read_text()}
+        core.create_namespaced_secret(
+            namespace,
+            {
+                "metadata": {"name": f"prometheus-{name}"},
+                "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+            },
+        )
+    for app, secret in (("web", "prometheus-good"), ("api", "prometheus-wrong-ca")):
+        apps.create_namespaced_deployment(namespace, deployment_manifest(app))
+        secure.error_ratio.labels(namespace, app).set(0.3)
+        secure.p95.labels(namespace, app).set(0.1)
+        policy = policy_manifest(
+            f"{app}-runbooks",
+            app=app,
+            prometheus_url=secure.prometheus.url,
+            rules=[{"name": "p0", "when": {"severities": ["P0"]}, "actions": [{"restart": {}}]}],
+        )
+        policy["spec"]["metrics"]["auth"] = {"secretRef": {"name": secret}}
+        resources.create(policy)
+    for app in ("web", "api"):
+        wait_rollout(apps, namespace, app)
+    probe = secure.provider(
+        ca_file=str(secure.pki.ca_cert), username=USER, password_file=str(secure.password_file)
+    )
+    wait_until(
+        lambda: probe.query(f'mt_error_ratio{{namespace="{namespace}",deployment="api"}}').known,
+        timeout=30,
+        what="the secure Prometheus to scrape the test's numbers",
+    )
+    log = tmp_path / "operator.log"
+    operator = start_operator(operator_kubeconfig, secure.prometheus, namespace, log)
+    try:
+        resources.create(incident_manifest("seen", target="web"))
+        resources.create(incident_manifest("blind", target="api"))
+        seen = resources.wait_phase("seen", "Escalated", "Resolved", "Failed")
+        blind = resources.wait_phase("blind", "Escalated", "Resolved", "Failed")
+    finally:
+        operator.terminate()
+        operator.wait(timeout=30)
+    classification = seen["status"]["classification"]
+    assert classification["severity"] == "P1", classification
+    assert classification["evidenceComplete"] is True
+    blind_classification = blind["status"]["classification"]
+    assert blind_classification["severity"] == "Unknown"
+    assert any("TLS verification failed" in r for r in blind_classification["reasons"])
     assert PASSWORD not in log.read_text()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import structlog
@@ -86,3 +87,31 @@ def test_console_format_is_readable(pipeline: pytest.CaptureFixture[str]) -> Non
     assert "phase changed" in line and "incident=errors" in line
     with pytest.raises(ValueError):
         json.loads(line)
+
+
+def test_a_policys_secret_becomes_a_connection_whose_secrets_are_masked(
+    pipeline: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from mitigator.metrics.prometheus import connection_from_secret
+
+    configure_logging(fmt="json", level="INFO")
+    connection = connection_from_secret(
+        {
+            "token": "tenant-token-0123456789\n",
+            "ca.crt": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+            "tls.crt": "CERT",
+            "header.X-Scope-OrgID": "team-a",
+        },
+        files=tmp_path / "pem",
+    )
+    assert connection.cert_file is None, "a certificate without its key is not used"
+    assert connection.ca_file is not None
+    assert (Path(connection.ca_file).stat().st_mode & 0o777) == 0o600
+    options = connection.request_options()
+    assert options["verify"] == connection.ca_file
+    assert options["headers"] == {
+        "X-Scope-OrgID": "team-a",
+        "Authorization": "Bearer tenant-token-0123456789",
+    }
+    get_logger().info("query", detail="Authorization: Bearer tenant-token-0123456789")
+    assert "tenant-token-0123456789" not in pipeline.readouterr().err

@@ -294,10 +294,17 @@ class KubeClient:
         """One key of a Secret a policy names, in the policy's own namespace. Raises
         `NotFound` when the Secret or its key is missing; the value never appears in an
         error."""
+        data = self.read_secret_data(namespace, name)
+        if key not in data:
+            raise NotFound(f"Secret {namespace}/{name} has no key {key}")
+        return data[key].strip()
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data, decoded; `NotFound` when it is missing."""
         secret = call(
             f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
         )
-        data = secret.get("data") or {}
-        if key not in data:
-            raise NotFound(f"Secret {namespace}/{name} has no key {key}")
-        return base64.b64decode(data[key]).decode().strip()
+        return {
+            key: base64.b64decode(value).decode()
+            for key, value in (secret.get("data") or {}).items()
+        }

@@ -9,6 +9,7 @@ query, so a rotated token is used at once), basic auth, and extra headers such a
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,9 @@ class PrometheusConnection:
     password_file: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
     insecure_skip_verify: bool = False
+    # Values held in memory (from a policy's Secret) instead of files.
+    bearer_token: str | None = None
+    password: str | None = None
 
     def verify(self) -> bool | str:
         if self.insecure_skip_verify:
@@ -46,16 +50,56 @@ class PrometheusConnection:
         options: dict[str, Any] = {"verify": self.verify()}
         if self.cert_file and self.key_file:
             options["cert"] = (self.cert_file, self.key_file)
+        token = self.bearer_token
         if self.bearer_token_file:
             token = Path(self.bearer_token_file).read_text().strip()
+        if token:
             register_secret(token)
             headers["Authorization"] = f"Bearer {token}"
-        if self.username and self.password_file:
+        password = self.password
+        if self.password_file:
             password = Path(self.password_file).read_text().strip()
+        if self.username and password:
             register_secret(password)
             options["auth"] = (self.username, password)
         options["headers"] = headers
         return options
+
+
+def connection_from_secret(data: dict[str, str], *, files: Path) -> PrometheusConnection:
+    """A policy's connection from its Secret's keys: `token`, `username` + `password`,
+    `ca.crt`, `tls.crt` + `tls.key`, `header.<Name>`. PEM values are written under `files`
+    (named by their digest: the TLS library reads files), readable by this user only."""
+
+    def pem_file(key: str) -> str | None:
+        value = data.get(key)
+        if not value:
+            return None
+        path = files / hashlib.sha256(value.encode()).hexdigest()
+        if not path.exists():
+            files.mkdir(mode=0o700, parents=True, exist_ok=True)
+            partial = path.with_suffix(".partial")
+            partial.write_text(value)
+            partial.chmod(0o600)
+            partial.replace(path)
+        return str(path)
+
+    for name in ("token", "password", "tls.key"):
+        register_secret(data.get(name, "").strip() or None)
+    cert, key = pem_file("tls.crt"), pem_file("tls.key")
+    return PrometheusConnection(
+        ca_file=pem_file("ca.crt"),
+        cert_file=cert if cert and key else None,
+        key_file=key if cert and key else None,
+        bearer_token=(data.get("token") or "").strip() or None,
+        username=(data.get("username") or "").strip() or None,
+        password=(data.get("password") or "").strip() or None,
+        headers={
+            name.removeprefix("header."): value.strip()
+            for name, value in data.items()
+            if name.startswith("header.") and len(name) > len("header.")
+        },
+    )
 
 
 class PrometheusProvider:

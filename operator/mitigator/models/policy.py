@@ -88,6 +88,19 @@ class MetricKind(StrEnum):
     P95_LATENCY = "p95Latency"
 
 
+class LocalSecretRef(ApiModel):
+    name: str = Field(pattern=DNS1123_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+
+
+class PrometheusAuth(ApiModel):
+    """Credentials for the policy's Prometheus, by reference: a Secret in the policy's
+    namespace whose keys are read as `token` (bearer), `username` and `password` (basic
+    auth), `ca.crt` (CA bundle), `tls.crt` and `tls.key` (client certificate) and
+    `header.<Name>` (extra headers, e.g. `header.X-Scope-OrgID`); absent keys are not used."""
+
+    secret_ref: LocalSecretRef = Field(alias="secretRef")
+
+
 class MetricQueries(ApiModel):
     """Where Prometheus is and the PromQL templates for the guide's two golden signals."""
 
@@ -96,6 +109,9 @@ class MetricQueries(ApiModel):
         alias="prometheusURL",
         max_length=2048,
         description="Prometheus base URL; the operator's configured one if unset.",
+    )
+    auth: PrometheusAuth | None = Field(
+        default=None, description="Credentials for prometheusURL, from a Secret (by reference)."
     )
     error_rate: str = Field(
         default=DEFAULT_ERROR_RATE_QUERY,
