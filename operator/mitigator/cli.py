@@ -13,7 +13,7 @@ def _run(args: argparse.Namespace) -> int:
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
-    from mitigator.observability.logs import configure_logging  # noqa: PLC0415
+    from mitigator.observability.logs import configure_logging, register_secret  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
 
     overrides = {"prometheus_url": args.prometheus_url} if args.prometheus_url else {}
@@ -31,6 +31,8 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     # kopf.run() configures no logging: without this every INFO record would be dropped.
     configure_logging(fmt=settings.log_format, level=settings.log_level)
+    if settings.bridge.token is not None:  # masked in every line, should anything quote it
+        register_secret(settings.bridge.token.get_secret_value())
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     kopf.run(
