@@ -112,7 +112,7 @@ def test_https_with_basic_auth_answers_and_anything_less_fails_closed(
 
 
 @pytest.mark.cluster
-def test_an_incident_triaged_through_a_wrong_ca_is_unknown_not_healthy(
+def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
     *,
     secure: SecureWorld,
     operator_kubeconfig: Path,
@@ -120,57 +120,11 @@ def test_an_incident_triaged_through_a_wrong_ca_is_unknown_not_healthy(
     own_namespace: str,
     tmp_path: Path,
 ) -> None:
-    namespace = own_namespace
-    apps = client.AppsV1Api(api_client)
-    resources = Resources(api_client, namespace)
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web"))
-    wait_rollout(apps, namespace, "web")
-    # Healthy numbers in the secure Prometheus: read through a connection that does not
-    # verify, they must not count.
-    secure.error_ratio.labels(namespace, "web").set(0.0)
-    secure.p95.labels(namespace, "web").set(0.1)
-    resources.create(
-        policy_manifest(
-            "runbooks",
-            app="web",
-            rules=[{"name": "p1", "when": {"severities": ["P1"]}, "actions": [{"restart": {}}]}],
-        )
-    )
-    log = tmp_path / "operator.log"
-    operator = start_operator(
-        operator_kubeconfig,
-        secure.prometheus,
-        namespace,
-        log,
-        MITIGATOR_PROMETHEUS_CA_FILE=str(secure.other_ca),
-        MITIGATOR_PROMETHEUS_USERNAME=USER,
-        MITIGATOR_PROMETHEUS_PASSWORD_FILE=str(secure.password_file),
-    )
-    try:
-        resources.create(incident_manifest("blind", target="web"))
-        incident = resources.wait_phase("blind", "Escalated", "Resolved", "Failed")
-    finally:
-        operator.terminate()
-        operator.wait(timeout=30)
-    classification = incident["status"]["classification"]
-    assert classification["severity"] == "Unknown"
-    assert classification["evidenceComplete"] is False
-    assert any("TLS verification failed" in reason for reason in classification["reasons"])
-    assert apps.read_namespaced_deployment("web", namespace).metadata.generation == 1
-    assert PASSWORD not in log.read_text()
-
-
-@pytest.mark.cluster
-def test_a_policy_brings_its_own_credentials_by_secret_reference(
-    *,
-    secure: SecureWorld,
-    operator_kubeconfig: Path,
-    api_client: client.ApiClient,
-    own_namespace: str,
-    tmp_path: Path,
-) -> None:
-    """`metrics.auth.secretRef`: the CA, basic auth and a tenant header come from a Secret in
-    the policy's namespace; the same policy with another CA in its Secret reads nothing."""
+    """One operator whose own settings name the wrong CA (with the right password): an
+    Incident its default Prometheus is asked about is Unknown, not healthy. A policy naming
+    the same Prometheus with credentials by reference (`metrics.auth.secretRef`: CA, basic
+    auth, a tenant header from a Secret in its namespace) reads it; the same policy with
+    another CA in its Secret reads nothing (Unknown)."""
     namespace = own_namespace
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
@@ -190,19 +144,21 @@ def test_a_policy_brings_its_own_credentials_by_secret_reference(
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
             },
         )
-    for app, secret in (("web", "prometheus-good"), ("api", "prometheus-wrong-ca")):
+    targets = {"web": "prometheus-good", "api": "prometheus-wrong-ca", "worker": None}
+    for app, secret in targets.items():
         apps.create_namespaced_deployment(namespace, deployment_manifest(app))
         secure.error_ratio.labels(namespace, app).set(0.3)
         secure.p95.labels(namespace, app).set(0.1)
         policy = policy_manifest(
             f"{app}-runbooks",
             app=app,
-            prometheus_url=secure.prometheus.url,
             rules=[{"name": "p0", "when": {"severities": ["P0"]}, "actions": [{"restart": {}}]}],
         )
-        policy["spec"]["metrics"]["auth"] = {"secretRef": {"name": secret}}
+        if secret is not None:
+            policy["spec"]["metrics"]["prometheusURL"] = secure.prometheus.url
+            policy["spec"]["metrics"]["auth"] = {"secretRef": {"name": secret}}
         resources.create(policy)
-    for app in ("web", "api"):
+    for app in targets:
         wait_rollout(apps, namespace, app)
     probe = secure.provider(
         ca_file=str(secure.pki.ca_cert), username=USER, password_file=str(secure.password_file)
@@ -213,19 +169,31 @@ def test_a_policy_brings_its_own_credentials_by_secret_reference(
         what="the secure Prometheus to scrape the test's numbers",
     )
     log = tmp_path / "operator.log"
-    operator = start_operator(operator_kubeconfig, secure.prometheus, namespace, log)
+    operator = start_operator(
+        operator_kubeconfig,
+        secure.prometheus,
+        namespace,
+        log,
+        MITIGATOR_PROMETHEUS_CA_FILE=str(secure.other_ca),
+        MITIGATOR_PROMETHEUS_USERNAME=USER,
+        MITIGATOR_PROMETHEUS_PASSWORD_FILE=str(secure.password_file),
+    )
     try:
-        resources.create(incident_manifest("seen", target="web"))
-        resources.create(incident_manifest("blind", target="api"))
+        for name, app in (("seen", "web"), ("blind", "api"), ("default-blind", "worker")):
+            resources.create(incident_manifest(name, target=app))
         seen = resources.wait_phase("seen", "Escalated", "Resolved", "Failed")
         blind = resources.wait_phase("blind", "Escalated", "Resolved", "Failed")
+        default_blind = resources.wait_phase("default-blind", "Escalated", "Resolved", "Failed")
     finally:
         operator.terminate()
         operator.wait(timeout=30)
     classification = seen["status"]["classification"]
     assert classification["severity"] == "P1", classification
     assert classification["evidenceComplete"] is True
-    blind_classification = blind["status"]["classification"]
-    assert blind_classification["severity"] == "Unknown"
-    assert any("TLS verification failed" in r for r in blind_classification["reasons"])
+    for unknown in (blind, default_blind):
+        classification = unknown["status"]["classification"]
+        assert classification["severity"] == "Unknown", classification
+        assert classification["evidenceComplete"] is False
+        assert any("TLS verification failed" in r for r in classification["reasons"])
+    assert apps.read_namespaced_deployment("worker", namespace).metadata.generation == 1
     assert PASSWORD not in log.read_text()

@@ -20,9 +20,9 @@ from mitigator.observability.logs import get_logger
 log = get_logger("mitigator.incidents")
 
 _SUMMARY_LIMIT = 300
-_VERIFICATION_RESULTS = {
-    TimelineEvent.VERIFIED: "passed",
-    TimelineEvent.VERIFICATION_FAILED: "failed",
+_VERIFICATION_RESULTS: dict[str, str] = {
+    TimelineEvent.VERIFIED.value: "passed",
+    TimelineEvent.VERIFICATION_FAILED.value: "failed",
 }
 
 
@@ -73,7 +73,7 @@ def observe_tick(
             after=_summary(record.after),
         )
     for event in events:
-        result = _VERIFICATION_RESULTS.get(event.reason)  # type: ignore[call-overload]
+        result = _VERIFICATION_RESULTS.get(event.reason)
         if result is not None:
             metrics.VERIFICATIONS.labels(result).inc()
             log.info("verification " + result, **context, result=result, detail=event.message)
