@@ -17,6 +17,7 @@ from kubernetes import client
 from localkube.processes import wait_until
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
+from tests.support.world import remember_secret
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator")]
 
@@ -117,6 +118,7 @@ def test_a_receiver_whose_secret_names_a_host_not_allowed_is_refused_unrequested
     apps.create_namespaced_deployment(namespace, deployment_manifest("web"))
     wait_rollout(apps, namespace, "web")
     secret_url = f"{url}/services/hidden-token-0123456789"
+    remember_secret("hidden-token-0123456789")
     core.create_namespaced_secret(
         namespace,
         {

@@ -15,6 +15,7 @@ from localkube.processes import free_port, wait_until
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
+from tests.support.world import remember_secret
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator")]
 
@@ -36,6 +37,7 @@ def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(
     webhook_receiver: tuple[str, list[dict[str, Any]]],
 ) -> None:
     url, received = webhook_receiver
+    remember_secret(ROUTING_KEY)
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
     resources = Resources(api_client, namespace)
@@ -55,6 +57,9 @@ def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(
             "paging",
             app="web",
             rules=[{"name": "any", "actions": [{"rollback": {}}]}],
+            # Long enough that level 1 (due at detection) is paged before the incident
+            # resolves: an incident resolved before its first level falls due pages nobody.
+            window="6s",
             escalation=[
                 {
                     "after": "0s",

@@ -25,6 +25,7 @@ from tests.support.world import (
     assert_no_secret_in,
     dashboard_queries,
     json_log_lines,
+    remember_secret,
     start_operator,
 )
 
@@ -69,6 +70,7 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
     bearer = secrets.token_urlsafe(24)
     token_file = tmp_path / "prometheus-token"
     token_file.write_text(bearer)
+    remember_secret(hook_token, bearer)
 
     apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
     wait_rollout(apps, namespace, "web")
@@ -83,6 +85,8 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
             "runbooks",
             app="web",
             rules=[{"name": "any", "actions": [{"rollback": {}}]}],
+            # Level 1 (due at detection) is told before the incident resolves.
+            window="6s",
             escalation=[
                 {
                     "after": "0s",

@@ -21,11 +21,12 @@ from mitigator.metrics.prometheus import PrometheusConnection, PrometheusProvide
 from mitigator.observability.metrics import PROMETHEUS_QUERY_ERRORS
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
-from tests.support.world import start_operator
+from tests.support.world import remember_secret, start_operator
 
 pytestmark = pytest.mark.prometheus
 
 USER, PASSWORD = "mitigator", "correct-horse-battery-staple"
+remember_secret(PASSWORD)
 
 
 class SecureWorld:

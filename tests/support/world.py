@@ -196,6 +196,7 @@ def start_operator(
         "KUBECONFIG": str(kubeconfig),
         **extra,
     }
+    OPERATOR_LOGS.append(log)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", namespace],
@@ -206,6 +207,21 @@ def start_operator(
 
 
 # --- Observability (issue 11): the operator's JSON log lines and its /metrics ---
+
+# Every log an operator of this session wrote (the in-process one's and start_operator's),
+# and every secret a test handed it (tokens, receiver URLs, passwords): at the end of the
+# session none of them may be in any of those logs (fixtures.world's `operator`).
+OPERATOR_LOGS: list[Path] = []
+SUITE_SECRETS: set[str] = set()
+
+
+def remember_secret(*values: str) -> None:
+    """A secret the operators of this session are given; no log of theirs may contain it."""
+    SUITE_SECRETS.update(value for value in values if value)
+
+
+def scan_operator_logs() -> None:
+    assert_no_secret_in([log for log in OPERATOR_LOGS if log.exists()], sorted(SUITE_SECRETS))
 
 
 def json_log_lines(log: Path) -> list[dict[str, object]]:

@@ -85,23 +85,23 @@ def default_format() -> LogFormat:
     return "console" if sys.stderr.isatty() else "json"
 
 
-def configure_logging(*, fmt: LogFormat | None = None, level: str = "INFO") -> None:
-    """Route the standard library's records (kopf's, aiohttp's, ours) and structlog's through
-    one formatter on stderr. Idempotent: a second call replaces the first's handler."""
-    chosen = fmt or default_format()
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.stdlib.add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
+_SHARED: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+def formatter(fmt: LogFormat) -> logging.Formatter:
+    """The formatter of the pipeline: kopf's and structlog's records, secrets masked."""
     renderer: Any = (
         structlog.processors.JSONRenderer(default=str)
-        if chosen == "json"
+        if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, _kopf_object],
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, _kopf_object],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -109,8 +109,13 @@ def configure_logging(*, fmt: LogFormat | None = None, level: str = "INFO") -> N
             renderer,
         ],
     )
+
+
+def configure_logging(*, fmt: LogFormat | None = None, level: str = "INFO") -> None:
+    """Route the standard library's records (kopf's, aiohttp's, ours) and structlog's through
+    one formatter on stderr. Idempotent: a second call replaces the first's handler."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(formatter(fmt or default_format()))
     handler.set_name("mitigator")
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == "mitigator"]:
@@ -124,7 +129,7 @@ def configure_logging(*, fmt: LogFormat | None = None, level: str = "INFO") -> N
     # URL nobody registered (a typo'd Secret key) must not be written either.
     logging.getLogger("urllib3").setLevel(logging.INFO)
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
