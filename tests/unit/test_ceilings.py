@@ -55,6 +55,14 @@ def test_each_ceiling_makes_a_policy_invalid_with_the_reason() -> None:
     assert "namespace payments-eu is protected" in str(_reason(_spec(), namespace="payments-eu"))
 
 
+def test_an_unset_max_replicas_is_brought_under_the_ceiling_not_refused() -> None:
+    low = Ceilings(max_replicas=8)
+    candidate = policy_candidate("p", _spec(), namespace="a", ceilings=low)
+    assert candidate.spec is not None and candidate.spec.guardrails.max_replicas == 8
+    explicit = _spec(guardrails={"maxReplicas": 20})
+    assert policy_candidate("p", explicit, namespace="a", ceilings=low).not_allowed
+
+
 def test_no_allowlist_means_only_the_default_prometheus_and_no_webhook() -> None:
     closed = Ceilings(default_prometheus_url="http://prom:9090")
     spec = _spec(metrics={"prometheusURL": "http://elsewhere:9090"})

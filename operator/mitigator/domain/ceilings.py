@@ -51,6 +51,21 @@ def webhook_host_refusal(url: str, ceilings: Ceilings, *, field: str) -> str | N
     )
 
 
+def within_ceilings(spec: PolicySpec, ceilings: Ceilings) -> PolicySpec:
+    """`spec` with the defaults it did not set brought under the ceilings: a policy that
+    leaves guardrails.maxReplicas unset gets the operator's ceiling when the default (20) is
+    above it, rather than being refused for a number it never wrote."""
+    guardrails = spec.guardrails
+    if (
+        ceilings.max_replicas is not None
+        and "max_replicas" not in guardrails.model_fields_set
+        and guardrails.max_replicas > ceilings.max_replicas
+    ):
+        capped = guardrails.model_copy(update={"max_replicas": ceilings.max_replicas})
+        return spec.model_copy(update={"guardrails": capped})
+    return spec
+
+
 def ceiling_refusal(spec: PolicySpec, *, namespace: str | None, ceilings: Ceilings) -> str | None:
     """The first ceiling `spec` exceeds, as a reason for its Invalid condition; None if within."""
     if namespace is not None and any(

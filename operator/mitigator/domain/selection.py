@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mitigator.domain.ceilings import Ceilings, ceiling_refusal
+from mitigator.domain.ceilings import Ceilings, ceiling_refusal, within_ceilings
 from mitigator.models import LabelSelector, PolicySpec, SelectorOperator, describe_validation_error
 
 
@@ -60,9 +60,10 @@ def policy_candidate(
         parsed = PolicySpec.model_validate(dict(spec or {}))
     except ValidationError as exc:
         return PolicyCandidate(name, None, describe_validation_error(exc))
-    if ceilings is not None and (
-        refusal := ceiling_refusal(parsed, namespace=namespace, ceilings=ceilings)
-    ):
+    if ceilings is None:
+        return PolicyCandidate(name, parsed)
+    parsed = within_ceilings(parsed, ceilings)
+    if refusal := ceiling_refusal(parsed, namespace=namespace, ceilings=ceilings):
         return PolicyCandidate(name, None, refusal, not_allowed=True)
     return PolicyCandidate(name, parsed)
 

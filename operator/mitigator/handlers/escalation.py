@@ -200,7 +200,7 @@ def _report(
         level=level.level,
         level_name=level.name,
         receiver=level.receiver_name,
-        result="delivered" if delivery is None or delivery.delivered else "failed",
+        result="recorded" if delivery is None else "delivered" if delivery.delivered else "failed",
         detail=outcome,
     )
 

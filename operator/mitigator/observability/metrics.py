@@ -139,12 +139,6 @@ TICK_DURATION = Histogram(
     buckets=_TICK_BUCKETS,
     registry=REGISTRY,
 )
-POLICIES_INVALID = Counter(
-    "mitigator_policies_refused",
-    "Policy validations that found the policy Invalid, by reason class (spec, ceiling)",
-    ["reason"],
-    registry=REGISTRY,
-)
 
 
 def set_leader(leading: bool) -> None:
