@@ -103,6 +103,11 @@ def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(
     assert trigger["payload"]["source"] == f"{namespace}/web"
     assert "payload" not in resolve
 
+    wait_until(
+        lambda: resources.incident("paged")["status"]["escalation"].get("resolvedNoticesDone"),
+        timeout=30,
+        what="the escalation timer to finish with the resolved incident",
+    )
     status = resources.incident("paged")["status"]
     levels = {n["level"]: n for n in status["escalation"]["levels"]}
     assert levels[1]["receiver"] == "pagerduty-oncall" and levels[1]["resolvedNotified"] is True

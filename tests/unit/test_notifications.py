@@ -16,6 +16,7 @@ from mitigator.domain.escalation import (
     record_notification,
     record_resolve,
     resolve_due,
+    resolve_pending,
     retry_at,
     settled_levels,
 )
@@ -88,6 +89,10 @@ def test_resolved_message_goes_only_to_levels_that_were_told() -> None:
     assert resolve_due([PAGER], told, now=NOW + timedelta(hours=1)) == ()
     never_told = record_notification(None, PAGER, now=NOW, delivered=False)
     assert resolve_due([PAGER], never_told, now=NOW) == ()
+    # Pending while a told level that wants it has not heard (even backing off); not after.
+    assert resolve_pending([PAGER, QUIET], failed)
+    assert not resolve_pending([PAGER, QUIET], told)
+    assert not resolve_pending([QUIET], status), "sendResolved off: nothing to wait for"
 
 
 def test_pagerduty_trigger_and_resolve_share_the_dedup_key() -> None:

@@ -116,6 +116,28 @@ def resolve_due(
     return tuple(due)
 
 
+def resolve_pending(
+    levels: Sequence[EscalationLevel],
+    status: EscalationStatus | None,
+    *,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> bool:
+    """Whether a level still has a resolved message to get (now or after its backoff)."""
+    notices = {notice.level: notice for notice in (status.levels or ())} if status else {}
+    for level in levels:
+        notice = notices.get(level.level)
+        wants = level.receiver.send_resolved if level.receiver is not None else bool(level.webhook)
+        if (
+            notice is not None
+            and notice.delivered
+            and wants
+            and not notice.resolved_notified
+            and (notice.resolve_attempts or 0) < max_attempts
+        ):
+            return True
+    return False
+
+
 def record_resolve(
     status: EscalationStatus,
     level: EscalationLevel,

@@ -33,6 +33,7 @@ from mitigator.domain.escalation import (
     record_notification,
     record_resolve,
     resolve_due,
+    resolve_pending,
     settled_levels,
 )
 from mitigator.handlers.incidents import add_incident_timer
@@ -64,7 +65,10 @@ def needs_notice(status: kopf.Status, **_: Any) -> bool:
         return True
     if phase is not Phase.RESOLVED:
         return False
-    levels = (status.get("escalation") or {}).get("levels") or []
+    escalation = status.get("escalation") or {}
+    if escalation.get("resolvedNoticesDone"):
+        return False
+    levels = escalation.get("levels") or []
     return any(
         notice.get("delivered")
         and not notice.get("resolvedNotified")
@@ -227,6 +231,10 @@ def escalate(
         None,
     )
     if policy is None or not policy.escalation:
+        if incident.phase is Phase.RESOLVED and incident.escalation is not None:
+            # Nobody left to tell (the policy is gone): stop looking.
+            done = incident.escalation.model_copy(update={"resolved_notices_done": True})
+            patch.status["escalation"] = done.to_api_dict()
         return
     cluster: Cluster = memo.cluster
     settings: OperatorSettings = memo.settings
@@ -268,6 +276,9 @@ def escalate(
                 outcome=outcome,
                 context=context,
             )
+        if current is not None and not resolve_pending(policy.escalation, current):
+            current = current.model_copy(update={"resolved_notices_done": True})
+            changed = True
     else:
         due = due_escalations(
             policy.escalation,

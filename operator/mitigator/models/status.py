@@ -114,6 +114,8 @@ class EscalationStatus(StatusModel):
     level: int | None = Field(default=None, ge=0, description="Highest level notified.")
     notified_at: AwareDatetime | None = None
     levels: tuple[EscalationNotice, ...] | None = None
+    # Once Resolved: every level that wants to hear of it has (or was given up on).
+    resolved_notices_done: bool | None = None
 
 
 class TimelineEvent(StrEnum):
