@@ -14,9 +14,10 @@ def _run(args: argparse.Namespace) -> int:
 
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
-    from mitigator.handlers.leadership import lease_namespace, show_leadership_log  # noqa: PLC0415
+    from mitigator.handlers.leadership import lease_namespace  # noqa: PLC0415
     from mitigator.handlers.startup import watch_only  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
+    from mitigator.observability.logs import configure_logging, register_secret  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
 
     overrides: dict[str, object] = (
@@ -26,6 +27,10 @@ def _run(args: argparse.Namespace) -> int:
         overrides["leader_election"] = args.leader_elect
     if args.lease_namespace:
         overrides["lease_namespace"] = args.lease_namespace
+    if args.log_format:
+        overrides["log_format"] = args.log_format
+    if args.log_level:
+        overrides["log_level"] = args.log_level.upper()
     try:
         settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
         settings = settings.model_copy(
@@ -37,7 +42,10 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"mitigator run: {exc}", file=sys.stderr)
         return 2
-    show_leadership_log()
+    # kopf.run() configures no logging: without this every INFO record would be dropped.
+    configure_logging(fmt=settings.log_format, level=settings.log_level)
+    if settings.bridge.token is not None:  # masked in every line, should anything quote it
+        register_secret(settings.bridge.token.get_secret_value())
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     watch_only(registry, args.namespace or [])
@@ -119,6 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--prometheus-url",
         default=None,
         help="default Prometheus for policies that name none (env MITIGATOR_PROMETHEUS_URL)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=["json", "console"],
+        default=None,
+        help="json (one object per line) or console; default: console on a terminal, else "
+        "json (env MITIGATOR_LOG_FORMAT)",
+    )
+    run.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default=None,
+        help="default info (env MITIGATOR_LOG_LEVEL)",
     )
     run.set_defaults(handler=_run)
 

@@ -4,12 +4,14 @@ through kopf's memo."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mitigator.bridge.config import BridgeSettings, load_bridge_settings
+from mitigator.domain.ceilings import Ceilings
+from mitigator.metrics.prometheus import PrometheusConnection
 
 
 class OperatorSettings(BaseSettings):
@@ -70,6 +72,103 @@ class OperatorSettings(BaseSettings):
         if self.retry_period_seconds >= self.renew_deadline_seconds:
             raise ValueError("retry_period_seconds must be shorter than renew_deadline_seconds")
         return self
+
+    # --- Observability and connections (issue 11): logs, /metrics, Prometheus, ceilings ---
+    log_format: Literal["json", "console"] | None = Field(
+        default=None, description="json | console; default: console on a terminal, else json."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_port: int | None = Field(
+        default=None, ge=1, le=65535, description="Serve the operator's /metrics on this port."
+    )
+    metrics_host: str = Field(default="0.0.0.0", description="Address /metrics listens on.")
+    prometheus_ca_file: str | None = Field(
+        default=None, description="CA bundle Prometheus's certificate is verified against."
+    )
+    prometheus_cert_file: str | None = Field(default=None, description="Client certificate.")
+    prometheus_key_file: str | None = Field(default=None, description="Its private key.")
+    prometheus_bearer_token_file: str | None = Field(
+        default=None, description="File holding a bearer token (re-read on every query)."
+    )
+    prometheus_username: str | None = Field(default=None, description="Basic auth user.")
+    prometheus_password_file: str | None = Field(
+        default=None, description="File holding the basic auth password."
+    )
+    prometheus_headers: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
+        default=(), description="Extra headers, `Name=value,...` (e.g. X-Scope-OrgID=team-a)."
+    )
+    prometheus_insecure_skip_verify: bool = Field(
+        default=False, description="Do not verify Prometheus's certificate (never in production)."
+    )
+    allowed_prometheus_urls: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="URL patterns a policy's metrics.prometheusURL may match (fnmatch, "
+        "comma-separated; `*` any); empty: only MITIGATOR_PROMETHEUS_URL.",
+    )
+    allowed_webhook_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Host patterns escalation webhooks may name (fnmatch, comma-separated; "
+        "`*` any); empty: none.",
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=1, description="Ceiling on any policy's guardrails.maxReplicas."
+    )
+
+    def ceilings(self) -> Ceilings:
+        """What no namespaced policy may exceed."""
+        return Ceilings(
+            allowed_prometheus_urls=self.allowed_prometheus_urls,
+            default_prometheus_url=self.prometheus_url,
+            allowed_webhook_hosts=self.allowed_webhook_hosts,
+            max_replicas=self.max_replicas,
+            protected_namespaces=(
+                "kube-system",
+                "kube-public",
+                "kube-node-lease",
+                *self.protected_namespaces,
+            ),
+        )
+
+    def prometheus_connection(self) -> PrometheusConnection:
+        return PrometheusConnection(
+            ca_file=self.prometheus_ca_file,
+            cert_file=self.prometheus_cert_file,
+            key_file=self.prometheus_key_file,
+            bearer_token_file=self.prometheus_bearer_token_file,
+            username=self.prometheus_username,
+            password_file=self.prometheus_password_file,
+            headers=dict(self.prometheus_headers),
+            insecure_skip_verify=self.prometheus_insecure_skip_verify,
+        )
+
+    @field_validator("allowed_prometheus_urls", "allowed_webhook_hosts", mode="before")
+    @classmethod
+    def _comma_separated_patterns(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("prometheus_headers", mode="before")
+    @classmethod
+    def _headers(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.strip() for part in value.split(",") if part.strip()]
+            if any("=" not in pair for pair in pairs):
+                raise ValueError("expected Name=value pairs, comma-separated")
+            return tuple(tuple(p.strip() for p in pair.split("=", 1)) for pair in pairs)
+        if isinstance(value, dict):
+            return tuple(value.items())
+        return value
+
+    @model_validator(mode="after")
+    def _connection_complete(self) -> OperatorSettings:
+        if bool(self.prometheus_cert_file) != bool(self.prometheus_key_file):
+            raise ValueError("prometheus_cert_file and prometheus_key_file go together")
+        if bool(self.prometheus_username) != bool(self.prometheus_password_file):
+            raise ValueError("prometheus_username and prometheus_password_file go together")
+        return self
+
+    # --- end of issue 11's section ---
 
     def bridge_settings(self) -> BridgeSettings:
         """The bridge inside the operator opens no Incident where the operator would refuse

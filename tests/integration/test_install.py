@@ -117,6 +117,7 @@ def installed(
     request: pytest.FixtureRequest,
     cluster: ClusterAccess,
     crds: None,
+    monitoring_crds: None,  # the base ships PodMonitors and PrometheusRules (config/monitoring)
     api_client: client.ApiClient,
 ) -> Iterator[Installed]:
     overlay = str(request.param)

@@ -53,12 +53,15 @@ class Replica:
 
     def writes(self, since: int = 0) -> list[tuple[datetime, str]]:
         """(time, what) of every write it made to a target, from its log."""
-        marker = f" {self.identity} writes: "
+        marker = f"{self.identity} writes: "
         found = []
         for line in self.text(since).splitlines():
-            if marker in line:
-                stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
-                found.append((stamp, line.split(marker, 1)[1]))
+            if marker not in line:
+                continue
+            record = json.loads(line)  # the operator logs JSON lines (observability.logs)
+            event = str(record["event"])
+            stamp = datetime.fromisoformat(record["timestamp"])  # UTC, aware
+            found.append((stamp, event.split(marker, 1)[1]))
         return found
 
     def stop(self) -> None:

@@ -2,7 +2,7 @@
 Incident's status, is restarted and does not apply the action a second time.
 
 The operator here runs as a separate process with its own ServiceAccount and the RBAC of
-manifests/operator.yaml, so this also proves those permissions are enough."""
+config/overlays/cluster-wide, so this also proves those permissions are enough."""
 
 from __future__ import annotations
 

@@ -433,4 +433,41 @@ INVALID_CASES: list[InvalidCase] = [
         ),
         "spec.escalation[0].webhook",
     ),
+    # ---- MitigationPolicy: receivers keep their URLs in Secrets (issue 11)
+    InvalidCase(
+        "slack receiver without urlSecretRef",
+        "MitigationPolicy",
+        _policy(
+            "receiver-without-url",
+            escalation=[{"level": 1, "after": "15m", "receiver": {"name": "oncall"}}],
+        ),
+        "spec.escalation[0].receiver",
+    ),
+    InvalidCase(
+        "pagerduty receiver without routingKeySecretRef",
+        "MitigationPolicy",
+        _policy(
+            "pagerduty-without-key",
+            escalation=[
+                {"level": 1, "after": "15m", "receiver": {"name": "pd", "format": "pagerduty"}}
+            ],
+        ),
+        "spec.escalation[0].receiver",
+    ),
+    InvalidCase(
+        "escalation level with both a webhook and a receiver",
+        "MitigationPolicy",
+        _policy(
+            "webhook-and-receiver",
+            escalation=[
+                {
+                    "level": 1,
+                    "after": "15m",
+                    "webhook": "https://hooks.example/x",
+                    "receiver": {"name": "s", "urlSecretRef": {"name": "s", "key": "url"}},
+                }
+            ],
+        ),
+        "spec.escalation[0]",
+    ),
 ]

@@ -20,7 +20,12 @@ from localkube.build import bin_dir
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
-from localkube.upstream import ARGO_CD_APPLICATION_CRD, FLUX_KUSTOMIZATION_CRD, fetch
+from localkube.upstream import (
+    ARGO_CD_APPLICATION_CRD,
+    FLUX_KUSTOMIZATION_CRD,
+    MONITORING_CRDS,
+    fetch,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "manifests" / "prometheus-rules.yaml"
@@ -79,6 +84,29 @@ def install_upstream_crds(cluster: ClusterAccess, api_client: client.ApiClient) 
     wait_until(established, timeout=30, what="the GitOps CRDs to be Established")
 
 
+def install_monitoring_crds(cluster: ClusterAccess, api_client: client.ApiClient) -> None:
+    """The Prometheus Operator's PodMonitor, ServiceMonitor and PrometheusRule CRDs, from its
+    Go module (v0.85.0)."""
+    for path in [fetch(file) for file in MONITORING_CRDS]:
+        kubectl(cluster, "apply", "--server-side", "--force-conflicts", "-f", str(path))
+    ext = client.ApiextensionsV1Api(api_client)
+    names = [
+        f"{plural}.monitoring.coreos.com"
+        for plural in ("podmonitors", "servicemonitors", "prometheusrules")
+    ]
+
+    def established() -> bool:
+        return all(
+            any(
+                c.type == "Established" and c.status == "True"
+                for c in ext.read_custom_resource_definition(name).status.conditions or []
+            )
+            for name in names
+        )
+
+    wait_until(established, timeout=30, what="the monitoring.coreos.com CRDs to be Established")
+
+
 class Signals:
     """Gauges the tests set; Prometheus scrapes them every second. Policies in these tests
     read them through their own PromQL templates, as a user's policy reads any metric."""
@@ -130,6 +158,11 @@ def operator_environment(prometheus_url: str) -> dict[str, str]:
         "MITIGATOR_TICK_SECONDS": "0.5",
         "MITIGATOR_ESCALATION_TICK_SECONDS": "0.5",
         "MITIGATOR_PROTECTED_NAMESPACES": "mt-protected-*",
+        # Ceilings (issue 11): loopback Prometheus and receivers only; 127.0.0.2 is the
+        # address tests use for "not allowed".
+        "MITIGATOR_ALLOWED_PROMETHEUS_URLS": "http://127.0.0.1:*,https://127.0.0.1:*",
+        "MITIGATOR_ALLOWED_WEBHOOK_HOSTS": "127.0.0.1",
+        "MITIGATOR_MAX_REPLICAS": "100",
     }
 
 
@@ -211,6 +244,7 @@ def start_operator(
         **TEST_LEASE,
         **extra,
     }
+    OPERATOR_LOGS.append(log)
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "mitigator", "run", "--standalone", "--namespace", namespace],
@@ -218,3 +252,76 @@ def start_operator(
             stdout=out,
             stderr=subprocess.STDOUT,
         )
+
+
+# --- Observability (issue 11): the operator's JSON log lines and its /metrics ---
+
+# Every log an operator of this session wrote (the in-process one's and start_operator's),
+# and every secret a test handed it (tokens, receiver URLs, passwords): at the end of the
+# session none of them may be in any of those logs (fixtures.world's `operator`).
+OPERATOR_LOGS: list[Path] = []
+SUITE_SECRETS: set[str] = set()
+
+
+def remember_secret(*values: str) -> None:
+    """A secret the operators of this session are given; no log of theirs may contain it."""
+    SUITE_SECRETS.update(value for value in values if value)
+
+
+def scan_operator_logs() -> None:
+    assert_no_secret_in([log for log in OPERATOR_LOGS if log.exists()], sorted(SUITE_SECRETS))
+
+
+def json_log_lines(log: Path) -> list[dict[str, object]]:
+    """Every line an operator wrote to `log`, each parsed as one JSON object (a line that is
+    not fails the test with its text)."""
+    import json
+
+    lines = []
+    for number, line in enumerate(log.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            lines.append(json.loads(line))
+        except ValueError as exc:
+            raise AssertionError(f"{log}:{number} is not JSON: {line[:300]}") from exc
+    return lines
+
+
+def assert_no_secret_in(paths: list[Path], secrets: list[str]) -> None:
+    """None of `secrets` appears anywhere in the files (logs) at `paths`."""
+    for path in paths:
+        text = path.read_text(errors="replace")
+        for secret in secrets:
+            assert secret not in text, f"a secret ({secret[:4]}...) leaked into {path}"
+
+
+DASHBOARD = ROOT / "config" / "monitoring" / "grafana-dashboard.json"
+# Grafana's built-in variables and the dashboard's own, as Grafana would fill them in.
+_GRAFANA_VARIABLES = {
+    "$__rate_interval": "5m",
+    "$__interval": "15s",
+    "$__range": "5m",
+    "$namespace": ".*",
+}
+
+
+def dashboard_queries() -> dict[str, str]:
+    """Every PromQL expression of the dashboard (panels and annotations), by a name saying
+    where it is, with Grafana's variables filled in."""
+    import json
+
+    dashboard = json.loads(DASHBOARD.read_text())
+    queries: dict[str, str] = {}
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            queries[f"panel {panel['title']!r} {target['refId']}"] = target["expr"]
+    for annotation in dashboard["annotations"]["list"]:
+        queries[f"annotation {annotation['name']!r}"] = annotation["expr"]
+
+    def filled(expr: str) -> str:
+        for variable, value in _GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        return expr
+
+    return {name: filled(expr) for name, expr in queries.items()}

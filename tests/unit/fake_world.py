@@ -75,7 +75,7 @@ class FakeWorld:
             gitops=self.gitops,
         )
 
-    def metrics(self, prometheus_url: str | None) -> FakeProvider:
+    def metrics(self, prometheus_url: str | None, auth: object = None) -> FakeProvider:
         return FakeProvider(self)
 
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]:

@@ -6,8 +6,10 @@ tests add targets without a restart. Alertmanager runs with clustering off.
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,12 +41,44 @@ def _get_json(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def _ready(url: str) -> bool:
+def _ready(
+    url: str, context: ssl.SSLContext | None = None, headers: dict[str, str] | None = None
+) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3) as resp:
+        request = urllib.request.Request(url, headers=headers or {})
+        with urllib.request.urlopen(request, timeout=3, context=context) as resp:
             return bool(resp.status == 200)
     except (urllib.error.URLError, ConnectionError, TimeoutError):
         return False
+
+
+@dataclass(frozen=True)
+class WebSecurity:
+    """Prometheus's --web.config.file: HTTPS with this certificate, and basic auth for these
+    users (the passwords are hashed with bcrypt into the file, as Prometheus requires)."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+    users: dict[str, str]
+
+    def web_config(self) -> dict[str, Any]:
+        import bcrypt  # noqa: PLC0415 - only a secured Prometheus needs it
+
+        return {
+            "tls_server_config": {"cert_file": str(self.cert_file), "key_file": str(self.key_file)},
+            "basic_auth_users": {
+                user: bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+                for user, password in self.users.items()
+            },
+        }
+
+    def readiness(self) -> tuple[ssl.SSLContext, dict[str, str]]:
+        user, password = next(iter(self.users.items()))
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        return ssl.create_default_context(cafile=str(self.ca_file)), {
+            "Authorization": f"Basic {token}"
+        }
 
 
 @dataclass
@@ -55,10 +89,13 @@ class Prometheus:
     port: int = 0
     process: ManagedProcess | None = None
     target_groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # HTTPS and basic auth (--web.config.file); None serves plain HTTP without auth.
+    security: WebSecurity | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.security else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     @property
     def _targets_file(self) -> Path:
@@ -89,20 +126,30 @@ class Prometheus:
             config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [address]}]}]}
         config_path = self.workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
+        argv = [
+            binary,
+            f"--config.file={config_path}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            f"--storage.tsdb.path={self.workdir / 'data'}",
+            "--web.enable-lifecycle",
+            "--log.level=warn",
+        ]
+        context: ssl.SSLContext | None = None
+        headers: dict[str, str] = {}
+        if self.security is not None:
+            web_config = self.workdir / "web.yml"
+            web_config.write_text(yaml.safe_dump(self.security.web_config()))
+            argv.append(f"--web.config.file={web_config}")
+            context, headers = self.security.readiness()
         self.process = ManagedProcess(
-            name="prometheus",
-            argv=[
-                binary,
-                f"--config.file={config_path}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                f"--storage.tsdb.path={self.workdir / 'data'}",
-                "--web.enable-lifecycle",
-                "--log.level=warn",
-            ],
-            log_path=self.workdir / "prometheus.log",
+            name="prometheus", argv=argv, log_path=self.workdir / "prometheus.log"
         )
         self.process.start()
-        wait_until(lambda: _ready(f"{self.url}/-/ready"), timeout=60, what="Prometheus /-/ready")
+        wait_until(
+            lambda: _ready(f"{self.url}/-/ready", context, headers),
+            timeout=60,
+            what="Prometheus /-/ready",
+        )
 
     def set_targets(self, targets: list[dict[str, Any]]) -> None:
         """Replace the scrape targets: ``[{"targets": ["127.0.0.1:9000"], "labels": {...}}]``.

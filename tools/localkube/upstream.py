@@ -38,6 +38,16 @@ FLUX_KUSTOMIZATION_CRD = UpstreamFile(
     "config/crd/bases/kustomize.toolkit.fluxcd.io_kustomizations.yaml",
 )
 
+# The Prometheus Operator's CRDs the monitoring objects (config/monitoring) are checked against.
+_PROMETHEUS_OPERATOR = ("github.com/prometheus-operator/prometheus-operator", "v0.85.0")
+MONITORING_CRDS = tuple(
+    UpstreamFile(
+        *_PROMETHEUS_OPERATOR,
+        f"example/prometheus-operator-crd/monitoring.coreos.com_{plural}.yaml",
+    )
+    for plural in ("podmonitors", "servicemonitors", "prometheusrules")
+)
+
 
 def fetch(file: UpstreamFile) -> Path:
     """The file, from the cache or from the module's zip."""

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from mitigator.domain.selection import PolicyCandidate
+from mitigator.models import PrometheusAuth
 from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
 from mitigator.models.execution import (
     ActionOutcome,
@@ -54,7 +55,12 @@ class World(Protocol):
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot: ...
 
-    def metrics(self, prometheus_url: str | None) -> MetricsProvider: ...
+    def metrics(
+        self, prometheus_url: str | None, auth: PrometheusAuth | None = None
+    ) -> MetricsProvider:
+        """The provider for `prometheus_url` (None: the operator's), with the policy's
+        credentials by reference when it names them."""
+        ...
 
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]: ...
 

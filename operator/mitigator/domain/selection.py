@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mitigator.domain.ceilings import Ceilings, ceiling_refusal, within_ceilings
 from mitigator.models import LabelSelector, PolicySpec, SelectorOperator, describe_validation_error
 
 
@@ -41,14 +42,30 @@ class PolicyCandidate:
     name: str
     spec: PolicySpec | None
     invalid_reason: str | None = None
+    # A valid spec that exceeds the operator's ceilings (reason NotAllowed, not InvalidSpec).
+    not_allowed: bool = False
 
 
-def policy_candidate(name: str, spec: Mapping[str, Any] | None) -> PolicyCandidate:
-    """A policy as read from the API: validated once; an invalid one says why."""
+def policy_candidate(
+    name: str,
+    spec: Mapping[str, Any] | None,
+    *,
+    namespace: str | None = None,
+    ceilings: Ceilings | None = None,
+) -> PolicyCandidate:
+    """A policy as read from the API: validated once; an invalid one says why. Beyond its
+    schema, a policy must stay within the operator's `ceilings` (allowed URLs, replicas,
+    namespaces): one that does not is invalid too, and nothing it names is ever requested."""
     try:
-        return PolicyCandidate(name, PolicySpec.model_validate(dict(spec or {})))
+        parsed = PolicySpec.model_validate(dict(spec or {}))
     except ValidationError as exc:
         return PolicyCandidate(name, None, describe_validation_error(exc))
+    if ceilings is None:
+        return PolicyCandidate(name, parsed)
+    parsed = within_ceilings(parsed, ceilings)
+    if refusal := ceiling_refusal(parsed, namespace=namespace, ceilings=ceilings):
+        return PolicyCandidate(name, None, refusal, not_allowed=True)
+    return PolicyCandidate(name, parsed)
 
 
 @dataclass(frozen=True)

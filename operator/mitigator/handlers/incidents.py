@@ -3,6 +3,7 @@ through kopf's patch, post its events. A timer drives progress; no handler sleep
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
 from mitigator.domain import Advance, IncidentView, advance
 from mitigator.handlers.leadership import NotActing, leading
+from mitigator.handlers.observing import observe_tick
 from mitigator.handlers.patching import merge_patch
 from mitigator.handlers.world import Cluster
 from mitigator.models import (
@@ -22,6 +24,7 @@ from mitigator.models import (
     TimelineEvent,
     describe_validation_error,
 )
+from mitigator.observability.metrics import TICK_DURATION
 from mitigator.settings import OperatorSettings
 
 
@@ -82,6 +85,7 @@ def tick(
     )
     cluster: Cluster = memo.cluster
     settings: OperatorSettings = memo.settings
+    started = time.monotonic()
     try:
         result = advance(
             view,
@@ -113,14 +117,15 @@ def tick(
         },
     }
     _post_events(result, body, target)
-    if result.status.phase != view.status.phase:
-        logger.info(
-            "incident %s/%s: %s -> %s",
-            view.namespace,
-            view.name,
-            view.status.phase,
-            result.status.phase,
-        )
+    observe_tick(
+        namespace=view.namespace,
+        incident=view.name,
+        target=incident_spec.target.name,
+        old=view.status,
+        new=result.status,
+        events=result.events,
+    )
+    TICK_DURATION.observe(time.monotonic() - started)
 
 
 def _where(view: IncidentView) -> tuple[str, str]:

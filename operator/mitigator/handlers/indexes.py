@@ -10,9 +10,11 @@ from typing import Any
 import kopf
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
+from mitigator.domain.ceilings import Ceilings
 from mitigator.domain.selection import PolicyCandidate, policy_candidate
 from mitigator.models import ActionState, JsonObject, Phase, parse_timestamp
 from mitigator.models.evidence import Contender
+from mitigator.settings import OperatorSettings
 
 POLICIES = "policies_by_namespace"
 CONTENDERS = "live_incidents_by_namespace"
@@ -27,14 +29,17 @@ class IndexedPolicy:
 
 
 def index_policy(
-    *, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    *, namespace: str | None, name: str, body: kopf.Body, ceilings: Ceilings | None = None, **_: Any
 ) -> dict[str, IndexedPolicy]:
     raw: JsonObject = {
         "metadata": dict(body.get("metadata", {})),
         "spec": dict(body.get("spec") or {}),
         "status": dict(body.get("status") or {}),
     }
-    return {str(namespace): IndexedPolicy(policy_candidate(name, raw["spec"]), raw)}
+    # The operator's ceilings make a policy that exceeds them invalid here, so no tick ever
+    # uses what it names.
+    candidate = policy_candidate(name, raw["spec"], namespace=namespace, ceilings=ceilings)
+    return {str(namespace): IndexedPolicy(candidate, raw)}
 
 
 def index_contender(
@@ -71,8 +76,15 @@ def contenders_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[Con
     return list(index.get(namespace, ()))
 
 
-def register(registry: kopf.OperatorRegistry) -> None:
-    kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id=POLICIES, registry=registry)(index_policy)
+def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+    ceilings = settings.ceilings()
+
+    def index_policy_within_ceilings(**kwargs: Any) -> dict[str, IndexedPolicy]:
+        return index_policy(**kwargs, ceilings=ceilings)
+
+    kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id=POLICIES, registry=registry)(
+        index_policy_within_ceilings
+    )
     kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=CONTENDERS, registry=registry)(
         index_contender
     )

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from mitigator.k8s import AlreadyExists, Conflict, KubeClient, NotFound
 from mitigator.models import JsonObject
+from mitigator.observability import metrics
 from mitigator.settings import OperatorSettings
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -165,6 +166,7 @@ class LeaderElector:
 
     def _report(self) -> None:
         acting = self.acting()
+        metrics.set_leader(acting)
         if acting and not self._reported:
             log.info("leader election: %s acquired Lease %s/%s; acting", *self._names())
         elif self._reported and not acting:
@@ -274,15 +276,3 @@ def ensure_acting(leadership: Leadership, what: str) -> None:
     if not leadership.acting():
         raise NotActing(f"{leadership.identity} does not hold the leader Lease; not writing")
     log.info("%s writes: %s", leadership.identity, what)
-
-
-def show_leadership_log() -> None:
-    """Who leads, and each write made as leader, on stderr with a timestamp, whatever the
-    rest of the logging setup is (an operator log without it cannot answer "who acted")."""
-    if log.handlers:
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False

@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from mitigator import API_GROUP, API_VERSION, POLICY_PLURAL
+from mitigator.domain.ceilings import Ceilings
 from mitigator.domain.selection import policy_candidate, selector_matches
 from mitigator.handlers.indexes import policies_in
 from mitigator.handlers.leadership import leading
@@ -44,9 +45,17 @@ def _valid_condition(
     }
 
 
-def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObject:
-    """The status a policy should have: validity, and which Deployments it selects."""
-    candidate = policy_candidate(policy["metadata"]["name"], policy.get("spec"))
+def policy_status(
+    policy: JsonObject, deployments: list[JsonObject], *, ceilings: Ceilings | None = None
+) -> JsonObject:
+    """The status a policy should have: validity (within the operator's ceilings), and which
+    Deployments it selects."""
+    candidate = policy_candidate(
+        policy["metadata"]["name"],
+        policy.get("spec"),
+        namespace=policy["metadata"].get("namespace"),
+        ceilings=ceilings,
+    )
     old = dict(policy.get("status") or {})
     generation = int(policy["metadata"].get("generation", 0))
     if candidate.spec is None:
@@ -54,7 +63,7 @@ def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObje
         condition = _valid_condition(
             old.get("conditions") or [],
             valid=False,
-            reason="InvalidSpec",
+            reason="NotAllowed" if candidate.not_allowed else "InvalidSpec",
             message=candidate.invalid_reason or "invalid",
             generation=generation,
         )
@@ -88,7 +97,9 @@ def policy_changed(
         return
     cluster: Cluster = memo.cluster
     changes = policy_status(
-        dict(body), cluster.kube.list_deployments(str(body["metadata"]["namespace"]))
+        dict(body),
+        cluster.kube.list_deployments(str(body["metadata"]["namespace"])),
+        ceilings=memo.settings.ceilings(),
     )
     if changes:
         patch.status.update(changes)
@@ -103,7 +114,7 @@ def deployment_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     cluster: Cluster = memo.cluster
     deployments = cluster.kube.list_deployments(namespace)
     for policy in policies:
-        changes = policy_status(policy.body, deployments)
+        changes = policy_status(policy.body, deployments, ceilings=memo.settings.ceilings())
         if changes:
             cluster.kube.patch_policy_status(namespace, policy.candidate.name, changes)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 from typing import Any
 
 import kopf
@@ -11,6 +12,7 @@ from mitigator import API_GROUP
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
+from mitigator.observability import metrics
 from mitigator.settings import OperatorSettings
 
 
@@ -25,6 +27,10 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     # Sync handlers run in this pool; its size bounds how many incidents progress at once.
     settings.execution.max_workers = config.max_workers
     settings.posting.level = logging.INFO
+    # Events say who wrote them: `kubectl describe` shows "mitigator", not kopf's default.
+    settings.posting.reporting_component = "mitigator"
+    settings.posting.reporting_instance = socket.gethostname()
+    settings.posting.event_name_prefix = "mitigator-"
     settings.watching.server_timeout = 300
 
 
@@ -52,12 +58,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
             KubeClient.from_environment(),
             default_prometheus_url=config.prometheus_url,
             leadership=leadership,
+            prometheus_connection=config.prometheus_connection(),
         )
+        if config.metrics_port is not None:
+            memo.metrics_server = metrics.serve(config.metrics_port, host=config.metrics_host)
+        # Without leader election this replica is the one that acts; the election, when on,
+        # reports each change itself.
+        metrics.set_leader(not config.leader_election)
         logger.info(
-            "mitigator configured: prometheus=%s protected=%s tick=%ss",
+            "mitigator configured: prometheus=%s protected=%s tick=%ss metrics_port=%s",
             config.prometheus_url,
             sorted(config.protected_namespaces),
             config.tick_seconds,
+            config.metrics_port,
         )
 
     def cleanup(memo: kopf.Memo, **_: Any) -> None:
@@ -65,6 +78,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
         elector: LeaderElector | None = memo.get("elector")
         if elector is not None:
             elector.stop()
+        server = memo.get("metrics_server")
+        if server is not None:
+            server.shutdown()
+            server.server_close()
 
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(cleanup)

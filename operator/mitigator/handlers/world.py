@@ -3,9 +3,12 @@ indexes for what would otherwise be listed on every tick."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mitigator.actions.executor import ActionExecutor
@@ -15,9 +18,14 @@ from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.handlers.indexes import contenders_in, policies_in
 from mitigator.handlers.leadership import AlwaysActing, Leadership, ensure_acting
-from mitigator.k8s import KubeClient
+from mitigator.k8s import ApiError, KubeClient, NotFound
 from mitigator.metrics.cluster import ClusterObserver
-from mitigator.metrics.prometheus import PrometheusProvider
+from mitigator.metrics.prometheus import (
+    PrometheusConnection,
+    PrometheusProvider,
+    connection_from_secret,
+)
+from mitigator.models import PrometheusAuth
 from mitigator.models.evidence import Contender, MetricSample, TargetSnapshot
 from mitigator.models.execution import (
     ActionOutcome,
@@ -26,6 +34,10 @@ from mitigator.models.execution import (
     ReleaseRequest,
     RevertRequest,
 )
+from mitigator.observability.metrics import PROMETHEUS_QUERY_ERRORS
+
+# How long a policy's Prometheus credentials are used before its Secret is read again.
+CREDENTIALS_TTL = 30.0
 
 
 class Cluster:
@@ -37,6 +49,7 @@ class Cluster:
         *,
         default_prometheus_url: str | None,
         leadership: Leadership | None = None,
+        prometheus_connection: PrometheusConnection | None = None,
     ) -> None:
         self.kube = kube
         self.leadership: Leadership = leadership or AlwaysActing()
@@ -44,6 +57,9 @@ class Cluster:
         self.gitops = GitOpsSwitch(kube)
         self.observer = ClusterObserver(kube)
         self.default_prometheus_url = default_prometheus_url
+        self.prometheus_connection = prometheus_connection
+        self._credentialed: dict[tuple[str, str, str], tuple[float, PrometheusProvider]] = {}
+        self._credential_files = Path(tempfile.mkdtemp(prefix="mitigator-prometheus-"))
         self._providers: dict[str, PrometheusProvider] = {}
         # Slots granted by this process whose incidents the index does not show holding yet:
         # ticks run in parallel threads, and a grant must count before its status is written.
@@ -67,13 +83,47 @@ class Cluster:
             self._granted[namespace] = granted
             return refusal
 
-    def metrics(self, prometheus_url: str | None) -> MetricsProvider:
+    def metrics(
+        self,
+        prometheus_url: str | None,
+        *,
+        auth: PrometheusAuth | None = None,
+        namespace: str | None = None,
+    ) -> MetricsProvider:
         url = prometheus_url or self.default_prometheus_url
         if not url:
             return _NoPrometheus()
+        if auth is not None and namespace is not None:
+            return self._with_credentials(url, auth=auth, namespace=namespace)
         provider = self._providers.get(url)
         if provider is None:
-            provider = self._providers[url] = PrometheusProvider(url)
+            provider = self._providers[url] = PrometheusProvider(
+                url, connection=self.prometheus_connection
+            )
+        return provider
+
+    def _with_credentials(
+        self, url: str, *, auth: PrometheusAuth, namespace: str
+    ) -> MetricsProvider:
+        """A provider with the credentials of the policy's Secret (in its namespace), read at
+        most every CREDENTIALS_TTL seconds; a Secret that cannot be read is an unreachable
+        Prometheus (Unknown), never a query without the credentials."""
+        key = (url, namespace, auth.secret_ref.name)
+        now = time.monotonic()
+        cached = self._credentialed.get(key)
+        if cached is not None and now - cached[0] < CREDENTIALS_TTL:
+            return cached[1]
+        where = f"Prometheus credentials Secret {namespace}/{auth.secret_ref.name}"
+        try:
+            data = self.kube.read_secret_data(namespace, auth.secret_ref.name)
+        except NotFound:
+            return _Unreachable(f"{where} not found")
+        except ApiError as exc:
+            return _Unreachable(f"{where} unreadable: HTTP {exc.status}")
+        provider = PrometheusProvider(
+            url, connection=connection_from_secret(data, files=self._credential_files)
+        )
+        self._credentialed[key] = (now, provider)
         return provider
 
     def world(self, handler_kwargs: Mapping[str, Any]) -> ClusterWorld:
@@ -91,8 +141,14 @@ class ClusterWorld:
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
         return self.cluster.observer.snapshot(namespace, name)
 
-    def metrics(self, prometheus_url: str | None) -> MetricsProvider:
-        return self.cluster.metrics(prometheus_url)
+    def metrics(
+        self, prometheus_url: str | None, auth: PrometheusAuth | None = None
+    ) -> MetricsProvider:
+        # The handler's namespace is the Incident's, and so the policy's: its Secrets only.
+        namespace = self.handler_kwargs.get("namespace")
+        return self.cluster.metrics(
+            prometheus_url, auth=auth, namespace=str(namespace) if namespace else None
+        )
 
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]:
         return [policy.candidate for policy in policies_in(self.handler_kwargs, namespace)]
@@ -126,6 +182,17 @@ class ClusterWorld:
 
 def _on(request: ActionRequest | RevertRequest | ReleaseRequest) -> str:
     return f"Deployment {request.namespace}/{request.target}"
+
+
+@dataclass(frozen=True)
+class _Unreachable:
+    """A Prometheus the operator will not query (its credentials are missing)."""
+
+    detail: str
+
+    def query(self, promql: str) -> MetricSample:
+        PROMETHEUS_QUERY_ERRORS.labels("config").inc()
+        return MetricSample.unreachable(self.detail)
 
 
 class _NoPrometheus:

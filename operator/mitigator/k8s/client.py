@@ -7,6 +7,7 @@ camelCase shapes that `kubectl get -o json` prints.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 from typing import Any
@@ -416,3 +417,24 @@ class KubeClient:
                 name,
                 namespace,
             )
+
+    # ------------------------------------------------------------ secrets (issue 11)
+
+    def read_secret_value(self, namespace: str, name: str, key: str) -> str:
+        """One key of a Secret a policy names, in the policy's own namespace. Raises
+        `NotFound` when the Secret or its key is missing; the value never appears in an
+        error."""
+        data = self.read_secret_data(namespace, name)
+        if key not in data:
+            raise NotFound(f"Secret {namespace}/{name} has no key {key}")
+        return data[key].strip()
+
+    def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
+        """A Secret's data, decoded; `NotFound` when it is missing."""
+        secret = call(
+            f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        )
+        return {
+            key: base64.b64decode(value).decode()
+            for key, value in (secret.get("data") or {}).items()
+        }

@@ -24,6 +24,7 @@ from mitigator.models.actions import ActionSteps
 from mitigator.models.base import ApiModel
 from mitigator.models.common import (
     DNS1123_LABEL_PATTERN,
+    DNS1123_SUBDOMAIN_PATTERN,
     HTTP_URL_PATTERN,
     ActionType,
     Duration,
@@ -49,6 +50,10 @@ ESCALATION_OUT_OF_ORDER = (
     "lower one"
 )
 ESCALATION_AFTER_TOO_LONG = "escalation after must be shorter than 2562047h"
+WEBHOOK_AND_RECEIVER = "an escalation level names either webhook or receiver, not both"
+RECEIVER_SLACK_NEEDS_URL = "a slack receiver needs urlSecretRef"
+RECEIVER_PAGERDUTY_NEEDS_KEY = "a pagerduty receiver needs routingKeySecretRef"
+SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
 
 # string.Template placeholders, because PromQL is full of braces that str.format would eat.
 # Every `$` must start `$$`, `${namespace}`, `${name}`, `$namespace` or `$name` not followed by
@@ -83,6 +88,19 @@ class MetricKind(StrEnum):
     P95_LATENCY = "p95Latency"
 
 
+class LocalSecretRef(ApiModel):
+    name: str = Field(pattern=DNS1123_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+
+
+class PrometheusAuth(ApiModel):
+    """Credentials for the policy's Prometheus, by reference: a Secret in the policy's
+    namespace whose keys are read as `token` (bearer), `username` and `password` (basic
+    auth), `ca.crt` (CA bundle), `tls.crt` and `tls.key` (client certificate) and
+    `header.<Name>` (extra headers, e.g. `header.X-Scope-OrgID`); absent keys are not used."""
+
+    secret_ref: LocalSecretRef = Field(alias="secretRef")
+
+
 class MetricQueries(ApiModel):
     """Where Prometheus is and the PromQL templates for the guide's two golden signals."""
 
@@ -91,6 +109,9 @@ class MetricQueries(ApiModel):
         alias="prometheusURL",
         max_length=2048,
         description="Prometheus base URL; the operator's configured one if unset.",
+    )
+    auth: PrometheusAuth | None = Field(
+        default=None, description="Credentials for prometheusURL, from a Secret (by reference)."
     )
     error_rate: str = Field(
         default=DEFAULT_ERROR_RATE_QUERY,
@@ -213,13 +234,78 @@ class Guardrails(ApiModel):
     )
 
 
+class SecretKeyRef(ApiModel):
+    """One key of a Secret in the policy's own namespace."""
+
+    name: str = Field(pattern=DNS1123_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
+    key: str = Field(pattern=SECRET_KEY_PATTERN, min_length=1, max_length=253)
+
+
+class ReceiverFormat(StrEnum):
+    SLACK = "slack"
+    PAGERDUTY = "pagerduty"
+
+
+class Receiver(ApiModel):
+    """Where a level's notifications go, with its URL and keys in Secrets: status, Events and
+    logs name the receiver only."""
+
+    name: str = Field(
+        pattern=DNS1123_LABEL_PATTERN,
+        min_length=1,
+        max_length=63,
+        description="Shown in status, Events and logs instead of the URL.",
+    )
+    format: ReceiverFormat = Field(
+        default=ReceiverFormat.SLACK,
+        description="slack: a JSON POST with a Slack-compatible `text`; pagerduty: PagerDuty "
+        "Events API v2 (trigger, then resolve with the same dedup_key).",
+    )
+    url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="The webhook URL (slack: required; pagerduty: default "
+        "https://events.pagerduty.com/v2/enqueue).",
+    )
+    routing_key_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="pagerduty: the integration's routing key."
+    )
+    send_resolved: StrictBool = Field(
+        default=True, description="Also notify when the incident is resolved."
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Receiver":
+        if self.format is ReceiverFormat.SLACK and self.url_secret_ref is None:
+            raise ValueError(RECEIVER_SLACK_NEEDS_URL)
+        if self.format is ReceiverFormat.PAGERDUTY and self.routing_key_secret_ref is None:
+            raise ValueError(RECEIVER_PAGERDUTY_NEEDS_KEY)
+        return self
+
+
 class EscalationLevel(ApiModel):
     after: Duration = Field(description="Time since detection after which this level is due.")
     level: StrictInt = Field(ge=1, le=10)
     name: str | None = Field(default=None, max_length=128)
     webhook: str | None = Field(
-        default=None, max_length=2048, description="URL the notification is POSTed to."
+        default=None,
+        max_length=2048,
+        description="URL the notification is POSTed to, in plain text (prefer `receiver`, "
+        "whose URL stays in a Secret).",
     )
+    receiver: Receiver | None = None
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> "EscalationLevel":
+        if self.webhook is not None and self.receiver is not None:
+            raise ValueError(WEBHOOK_AND_RECEIVER)
+        return self
+
+    @property
+    def receiver_name(self) -> str | None:
+        """What status, Events and logs call the destination (never its URL)."""
+        if self.receiver is not None:
+            return self.receiver.name
+        return "webhook" if self.webhook is not None else None
 
     @field_validator("webhook")
     @classmethod

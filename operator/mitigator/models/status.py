@@ -105,16 +105,23 @@ class EscalationNotice(StatusModel):
     level: int = Field(ge=1)
     name: str | None = None
     notified_at: AwareDatetime | None = None
+    # Written by older versions (the URL itself); now only `receiver` names the destination.
     webhook: str | None = None
+    receiver: str | None = None
     delivered: bool | None = None
     attempts: int | None = Field(default=None, ge=0)
+    last_attempt_at: AwareDatetime | None = None
     last_error: str | None = None
+    resolved_notified: bool | None = None
+    resolve_attempts: int | None = Field(default=None, ge=0)
 
 
 class EscalationStatus(StatusModel):
     level: int | None = Field(default=None, ge=0, description="Highest level notified.")
     notified_at: AwareDatetime | None = None
     levels: tuple[EscalationNotice, ...] | None = None
+    # Once Resolved: every level that wants to hear of it has (or was given up on).
+    resolved_notices_done: bool | None = None
 
 
 class TimelineEvent(StrEnum):

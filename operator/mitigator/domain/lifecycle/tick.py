@@ -12,7 +12,7 @@ from mitigator.domain.conditions import incident_conditions
 from mitigator.domain.evidence import Evidence, sample_golden_signals
 from mitigator.domain.guardrails import check_protected_namespace
 from mitigator.domain.lifecycle.draft import Event, StatusDraft
-from mitigator.domain.ports import World, usable_value
+from mitigator.domain.ports import MetricsProvider, World, usable_value
 from mitigator.domain.selection import choose_policy
 from mitigator.models import (
     IncidentSpec,
@@ -97,9 +97,16 @@ class Tick:
             )
         return self._policy
 
+    def provider(self, queries: MetricQueries) -> MetricsProvider:
+        # Credentials are passed only when the policy names them: a World without them keeps
+        # its one-argument form.
+        if queries.auth is None:
+            return self.world.metrics(queries.prometheus_url)
+        return self.world.metrics(queries.prometheus_url, auth=queries.auth)
+
     def evidence(self, policy: PolicySpec | None) -> Evidence:
         queries = policy.metrics if policy else MetricQueries()
-        provider = self.world.metrics(queries.prometheus_url)
+        provider = self.provider(queries)
         error_rate, p95 = sample_golden_signals(
             provider, queries=queries, namespace=self.view.namespace, name=self.spec.target.name
         )
@@ -110,7 +117,7 @@ class Tick:
 
     def firing_alerts(self, policy: PolicySpec | None) -> int | None:
         """Alerts still firing for the target; None when Prometheus cannot say."""
-        provider = self.world.metrics(policy.metrics.prometheus_url if policy else None)
+        provider = self.provider(policy.metrics if policy else MetricQueries())
         query = FIRING_ALERTS_QUERY.substitute(
             namespace=self.view.namespace, name=self.spec.target.name
         )
