@@ -30,6 +30,7 @@ from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace
 from tests.support.kube import create_namespace, delete_namespace, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
+from tests.support.secret_grants import grant_secrets
 from tests.support.world import (
     INSTALL_NAMESPACE,
     ROOT,
@@ -241,6 +242,23 @@ def test_the_operator_as_the_overlays_service_account_mitigates_and_is_refused_t
     assert _refused(sa_apps.delete_namespaced_deployment, "web", namespace) == 403
     assert _refused(sa_core.list_namespaced_secret, namespace) == 403
     assert _refused(sa_core.list_namespaced_secret, installed.system) == 403
+    # Secrets: not one, not even by name, in a watched namespace or its own; a team's grant
+    # (config/policy-secrets, for the names its policies use) opens exactly those names.
+    core = client.CoreV1Api(api_client)
+    for name in ("receiver", "unnamed"):
+        core.create_namespaced_secret(
+            namespace, {"metadata": {"name": name}, "stringData": {"url": "http://x.invalid/t"}}
+        )
+    for name in ("receiver", "unnamed"):
+        assert _refused(sa_core.read_namespaced_secret, name, namespace) == 403
+    own = _refused(sa_core.read_namespaced_secret, "mitigator-bridge-token", installed.system)
+    assert own == 403
+    grant_secrets(
+        cluster, api_client, namespace, ["receiver"], service_account_namespace=installed.system
+    )
+    assert sa_core.read_namespaced_secret("receiver", namespace).metadata.name == "receiver"
+    assert _refused(sa_core.read_namespaced_secret, "unnamed", namespace) == 403
+    assert _refused(sa_core.list_namespaced_secret, namespace) == 403
     if installed.overlay == "namespaced":
         elsewhere = create_namespace(api_client, prefix="iu")
         try:

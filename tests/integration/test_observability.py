@@ -3,7 +3,8 @@ with an escalation receiver whose URL is a Secret), the operator's log lines are
 name every transition and action; the real Prometheus scrapes the operator's /metrics and the
 counters and histograms match what happened; no log line, status or Event holds the
 receiver's URL or the Prometheus bearer token. The operator runs as its own process with the
-RBAC of config/overlays/cluster-wide (Secrets included)."""
+RBAC of config/overlays/cluster-wide, which reads no Secret, plus the team's grant of `get`
+on the receiver's Secret by name (config/policy-secrets)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from kubernetes import client
 
 from localkube.monitoring import Prometheus
 from localkube.processes import free_port, wait_until
+from localkube.testing import ClusterAccess
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
+from tests.support.secret_grants import grant_secrets
 from tests.support.world import (
     assert_no_secret_in,
     dashboard_queries,
@@ -51,6 +54,7 @@ def _value(prometheus: Prometheus, promql: str) -> float | None:
 def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
     *,
     operator_kubeconfig: Path,
+    cluster: ClusterAccess,
     prometheus: Prometheus,
     signals: Any,
     api_client: client.ApiClient,
@@ -67,6 +71,8 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
     hook_token = secrets.token_urlsafe(24)
     hook_url = f"{url}/services/T0/B0/{hook_token}"
     core.create_namespaced_secret(namespace, _secret("oncall-slack", {"url": hook_url}))
+    # What the team adds: the operator may get that Secret, by name (neither overlay grants any).
+    grant_secrets(cluster, api_client, namespace, ["oncall-slack"])
     bearer = secrets.token_urlsafe(24)
     token_file = tmp_path / "prometheus-token"
     token_file.write_text(bearer)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -17,10 +18,12 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 from localkube.certs import generate_pki
 from localkube.monitoring import Prometheus, WebSecurity
 from localkube.processes import free_port, wait_until
+from localkube.testing import ClusterAccess
 from mitigator.metrics.prometheus import PrometheusConnection, PrometheusProvider
 from mitigator.observability.metrics import PROMETHEUS_QUERY_ERRORS
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
+from tests.support.secret_grants import grant_secrets
 from tests.support.world import remember_secret, start_operator
 
 pytestmark = pytest.mark.prometheus
@@ -117,6 +120,7 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
     *,
     secure: SecureWorld,
     operator_kubeconfig: Path,
+    cluster: ClusterAccess,
     api_client: client.ApiClient,
     own_namespace: str,
     tmp_path: Path,
@@ -125,7 +129,10 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
     Incident its default Prometheus is asked about is Unknown, not healthy. A policy naming
     the same Prometheus with credentials by reference (`metrics.auth.secretRef`: CA, basic
     auth, a tenant header from a Secret in its namespace) reads it; the same policy with
-    another CA in its Secret reads nothing (Unknown)."""
+    another CA in its Secret reads nothing (Unknown). The operator runs as its ServiceAccount,
+    granted `get` on those two Secrets by name (config/policy-secrets) and on nothing else: a
+    policy naming a Secret it was not granted (the right credentials, a receiver) fails closed:
+    Unknown, and its escalation level not delivered, each reason naming the Secret (403)."""
     namespace = own_namespace
     apps = client.AppsV1Api(api_client)
     core = client.CoreV1Api(api_client)
@@ -136,7 +143,17 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
         "password": PASSWORD,
         "header.X-Scope-OrgID": "team-a",
     }
-    for name, ca in (("good", secure.pki.ca_cert), ("wrong-ca", secure.other_ca)):
+    hook = f"http://127.0.0.1:{free_port()}/services/hook-token-9876543210"
+    remember_secret(hook)
+    core.create_namespaced_secret(
+        namespace,
+        {"metadata": {"name": "hook"}, "data": {"url": base64.b64encode(hook.encode()).decode()}},
+    )
+    for name, ca in (
+        ("good", secure.pki.ca_cert),
+        ("wrong-ca", secure.other_ca),
+        ("ungranted", secure.pki.ca_cert),
+    ):
         data = {**credentials, "ca.crt": ca.read_text()}
         core.create_namespaced_secret(
             namespace,
@@ -145,7 +162,13 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
                 "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
             },
         )
-    targets = {"web": "prometheus-good", "api": "prometheus-wrong-ca", "worker": None}
+    grant_secrets(cluster, api_client, namespace, ["prometheus-good", "prometheus-wrong-ca"])
+    targets = {
+        "web": "prometheus-good",
+        "api": "prometheus-wrong-ca",
+        "worker": None,
+        "batch": "prometheus-ungranted",
+    }
     for app, secret in targets.items():
         apps.create_namespaced_deployment(namespace, deployment_manifest(app))
         secure.error_ratio.labels(namespace, app).set(0.3)
@@ -158,6 +181,11 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
         if secret is not None:
             policy["spec"]["metrics"]["prometheusURL"] = secure.prometheus.url
             policy["spec"]["metrics"]["auth"] = {"secretRef": {"name": secret}}
+        if app == "batch":
+            receiver = {"name": "team-hook", "urlSecretRef": {"name": "hook", "key": "url"}}
+            policy["spec"]["escalation"] = [
+                {"after": "0s", "level": 1, "name": "on-call", "receiver": receiver}
+            ]
         resources.create(policy)
     for app in targets:
         wait_rollout(apps, namespace, app)
@@ -185,6 +213,15 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
         seen = resources.wait_phase("seen", "Escalated", "Resolved", "Failed")
         blind = resources.wait_phase("blind", "Escalated", "Resolved", "Failed")
         default_blind = resources.wait_phase("default-blind", "Escalated", "Resolved", "Failed")
+        resources.create(incident_manifest("forbidden", target="batch"))
+        forbidden = resources.wait_phase("forbidden", "Escalated", "Resolved", "Failed")
+
+        def level_1() -> dict[str, Any]:
+            escalation = resources.incident("forbidden")["status"].get("escalation") or {}
+            levels = escalation.get("levels") or [{}]
+            return dict(levels[0])
+
+        wait_until(lambda: level_1().get("attempts"), timeout=30, what="level 1 to be attempted")
     finally:
         operator.terminate()
         operator.wait(timeout=30)
@@ -197,4 +234,14 @@ def test_wrong_cas_make_incidents_unknown_and_a_policys_own_credentials_work(
         assert classification["evidenceComplete"] is False
         assert any("TLS verification failed" in r for r in classification["reasons"])
     assert apps.read_namespaced_deployment("worker", namespace).metadata.generation == 1
+    # Not granted: never queried without the credentials the policy asked for, never paged;
+    # the reasons name the Secret (and no value of it).
+    classification = forbidden["status"]["classification"]
+    assert classification["severity"] == "Unknown", classification
+    where = f"Prometheus credentials Secret {namespace}/prometheus-ungranted unreadable: HTTP 403"
+    assert any(where in r for r in classification["reasons"]), classification
+    level = level_1()
+    assert level["receiver"] == "team-hook" and level["delivered"] is False
+    assert f"Secret {namespace}/hook cannot be read: HTTP 403" in level["lastError"], level
+    assert "hook-token" not in str(resources.incident("forbidden"))
     assert PASSWORD not in log.read_text()

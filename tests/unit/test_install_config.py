@@ -44,13 +44,39 @@ def test_the_namespaced_roles_are_the_cluster_wide_rules_without_the_cluster_sco
     bridge = _one(cluster_wide / "bridge-rbac.yaml", "ClusterRole", "mitigator-bridge")
     assert _one(watched, "Role", "mitigator-bridge")["rules"] == bridge["rules"]
     # Nothing either identity gets deletes anything but the isolation NetworkPolicy it made
-    # (removed on resolve), or lists Secrets.
+    # (removed on resolve), or touches a Secret at all: the Secrets policies name are granted
+    # by name, per namespace (config/policy-secrets).
     for role in (operator, bridge):
         for rule in role["rules"]:
             assert "deletecollection" not in rule["verbs"]
             assert "delete" not in rule["verbs"] or rule["resources"] == ["networkpolicies"]
-            # Receivers' Secrets are read by the name a policy gives: never listed or watched.
-            assert "secrets" not in rule["resources"] or rule["verbs"] == ["get"]
+            assert "secrets" not in rule["resources"], rule
+            assert "*" not in rule["resources"] and "*" not in rule["verbs"], rule
+
+
+def test_the_policy_secrets_grant_gets_named_secrets_only_and_is_not_installed() -> None:
+    grant = CONFIG / "policy-secrets"
+    kustomization = yaml.safe_load((grant / "kustomization.yaml").read_text())
+    assert kustomization["namespace"] and kustomization["resources"] == ["rbac.yaml"]
+    role = _one(grant / "rbac.yaml", "Role", "mitigator-policy-secrets")
+    [rule] = role["rules"]
+    assert rule["apiGroups"] == [""] and rule["resources"] == ["secrets"]
+    assert rule["verbs"] == ["get"] and rule["resourceNames"]
+    binding = _one(grant / "rbac.yaml", "RoleBinding", "mitigator-policy-secrets")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "mitigator-policy-secrets",
+    }
+    # Bound to the operator's ServiceAccount as the base creates it.
+    operator_sa = _one(CONFIG / "base" / "serviceaccounts.yaml", "ServiceAccount", "mitigator")
+    sa = operator_sa["metadata"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["name"], "namespace": sa["namespace"]}
+    ]
+    # A team's own step: neither the base nor an overlay pulls it in.
+    for path in CONFIG.glob("**/kustomization.yaml"):
+        assert "policy-secrets" not in path.read_text() or path.parent == grant, path
 
 
 def test_every_crd_file_is_in_the_crds_kustomization() -> None:

@@ -89,8 +89,21 @@ class _Destination:
     result: str = "refused"  # the deliveries counter's result when nothing is sent
 
 
+class _SecretUnreadable(Exception):
+    """The API server refused or failed to give a receiver's Secret (names it, never a value)."""
+
+
 def _secret(cluster: Cluster, namespace: str, ref: SecretKeyRef, *, url: bool = False) -> str:
-    value = cluster.kube.read_secret_value(namespace, ref.name, ref.key)
+    try:
+        value = cluster.kube.read_secret_value(namespace, ref.name, ref.key)
+    except ApiError as exc:
+        # 403 is the usual one: no overlay lets the operator read Secrets; each team grants
+        # `get` on the names its policies use (config/policy-secrets).
+        hint = " (forbidden: grant the operator `get` on it, config/policy-secrets)"
+        raise _SecretUnreadable(
+            f"the receiver's Secret {namespace}/{ref.name} cannot be read: HTTP {exc.status}"
+            + (hint if exc.status == 403 else "")
+        ) from exc
     if url:
         register_secret_url(value)
     else:
@@ -119,10 +132,8 @@ def _destination(
             )
     except NotFound as exc:
         return _Destination(refusal=f"refused: {exc}")
-    except ApiError as exc:
-        return _Destination(
-            refusal=f"failed: reading the receiver's Secret: HTTP {exc.status}", result="failed"
-        )
+    except _SecretUnreadable as exc:
+        return _Destination(refusal=f"failed: {exc}", result="failed")
     if url is None:
         return _Destination()
     refusal = webhook_host_refusal(

@@ -119,7 +119,8 @@ class Cluster:
         except NotFound:
             return _Unreachable(f"{where} not found")
         except ApiError as exc:
-            return _Unreachable(f"{where} unreadable: HTTP {exc.status}")
+            forbidden = " (forbidden: grant the operator `get` on it)" if exc.status == 403 else ""
+            return _Unreachable(f"{where} unreadable: HTTP {exc.status}{forbidden}")
         provider = PrometheusProvider(
             url, connection=connection_from_secret(data, files=self._credential_files)
         )
