@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from localkube.monitoring import Prometheus
+from localkube.processes import wait_until
 from tests.support.kube import deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, image
@@ -21,6 +22,23 @@ from tests.support.world import start_operator
 pytestmark = pytest.mark.cluster
 
 GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def _observed(apps: client.AppsV1Api, namespace: str, name: str) -> client.V1Deployment:
+    """The Deployment once the deployment controller has synced its current spec: only then
+    is its revision annotation current (the controller writes it after the spec changed, on
+    its own time; a read right after a patch may still carry the previous revision)."""
+    deployments: list[client.V1Deployment] = []
+
+    def synced() -> bool:
+        dep = apps.read_namespaced_deployment(name, namespace)
+        deployments.append(dep)
+        observed = dep.status.observed_generation if dep.status else None
+        return observed is not None and observed >= dep.metadata.generation
+
+    wait_until(synced, timeout=30, what=f"the deployment controller to sync {namespace}/{name}")
+    return deployments[-1]
 
 
 def test_action_is_applied_once_across_an_operator_crash(
@@ -66,10 +84,12 @@ def test_action_is_applied_once_across_an_operator_crash(
             assert first.wait(timeout=60) == 137, log.read_text()[-3000:]
         finally:
             first.kill()
-        # The rollback happened; the Incident never heard of it.
-        rolled_back = apps.read_namespaced_deployment("web", namespace)
+        # The rollback happened; the Incident never heard of it. (Revision 1 was GOOD, 2 BAD;
+        # the rollback makes revision 1's ReplicaSet the new one, as revision 3.)
+        rolled_back = _observed(apps, namespace, "web")
         assert rolled_back.spec.template.spec.containers[0].image == GOOD
-        revision = rolled_back.metadata.annotations["deployment.kubernetes.io/revision"]
+        generation = rolled_back.metadata.generation
+        revision = rolled_back.metadata.annotations[REVISION]
         assert revision == "3"
         status = resources.incident("crash").get("status") or {}
         assert not any(a.get("state") == "Applied" for a in status.get("actions") or [])
@@ -90,6 +110,9 @@ def test_action_is_applied_once_across_an_operator_crash(
         "recovered" in e["message"] for e in status["timeline"] if e["event"] == "ActionApplied"
     )
     assert "Resolved" in timeline_events(incident)
-    dep = apps.read_namespaced_deployment("web", namespace)
-    assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == revision
+    # Not applied a second time: the spec was not written again (its generation is the
+    # crash's), and so no new revision, once the controller has synced whatever is there.
+    dep = _observed(apps, namespace, "web")
+    assert dep.metadata.generation == generation
+    assert dep.metadata.annotations[REVISION] == revision
     assert "forbidden" not in log.read_text().lower(), "the operator's RBAC lacks a permission"
