@@ -6,7 +6,15 @@ from __future__ import annotations
 
 import os
 
-AFTER_ACTION_APPLIED = "after-action-applied"
+# One per step of an Incident's life, in the order an uninterrupted run passes them. Each
+# dies before the tick (or the escalation) that reached it writes anything to the Incident.
+AFTER_CLASSIFICATION = "after-classification"
+AFTER_PLANNING = "after-planning"
+AFTER_ACTION_APPLIED = "after-action-applied"  # the target is written, the status is not
+DURING_ROLLOUT_WAIT = "during-rollout-wait"  # a Verifying tick before the window opened
+DURING_VERIFICATION = "during-verification"  # a Verifying tick inside the window
+DURING_REVERT = "during-revert"  # a revertOnResolve step written, the status not
+DURING_ESCALATION_DELIVERY = "during-escalation-delivery"  # webhook answered, not recorded
 
 
 def armed(name: str) -> bool:

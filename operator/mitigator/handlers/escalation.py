@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 
+from mitigator import failpoints
 from mitigator.actions.webhook import post_webhook
 from mitigator.domain.escalation import due_escalations, record_notification, settled_levels
 from mitigator.handlers.incidents import add_incident_timer
@@ -81,6 +82,8 @@ def escalate(
     for level in due.due:
         payload = _payload(meta, incident, level, str(spec.get("target", {}).get("name")))
         delivery = post_webhook(level.webhook, payload) if level.webhook else None
+        if delivery and delivery.delivered:
+            failpoints.crash_if_armed(failpoints.DURING_ESCALATION_DELIVERY)  # crash tests
         current = record_notification(
             current,
             level,
