@@ -18,6 +18,7 @@ from mitigator.models import (
     VerificationResult,
     format_duration,
 )
+from mitigator.models.execution import REVERT_KEY_SUFFIX, action_key
 
 # How long a rollout may take before the step counts as failed, at the least.
 MIN_ROLLOUT_TIMEOUT = timedelta(seconds=60)
@@ -33,6 +34,16 @@ def verify(tick: Tick) -> None:
     previous = draft.verification or VerificationResult(passed=False)
     started = previous.window_started_at
     undone = undone_reason(record, tick.target())
+    if undone is not None and _reverted_by_us(tick, record.id):
+        # Our own revertOnResolve landed, and the operator died before it could record that
+        # (a revert is only written once verification passed): finish resolving, not escalate.
+        tick.note(
+            TimelineEvent.VERIFIED,
+            f"recovered after step {record.id} (verified before a restart; its revert is on "
+            "the target already)",
+        )
+        resolve(tick, f"verified recovered after step {record.id}", policy=policy)
+        return
     if undone is not None:
         owner = tick.target().gitops
         by = f" (the target is applied by {owner})" if owner else ""
@@ -89,6 +100,11 @@ def verify(tick: Tick) -> None:
             warning=True,
         )
         next_step(tick)
+
+
+def _reverted_by_us(tick: Tick, action_id: str) -> bool:
+    key = action_key(tick.view.uid, action_id) + REVERT_KEY_SUFFIX
+    return key in tick.target().record_keys
 
 
 def _describe(checks: Sequence[VerificationCheck]) -> list[str]:
