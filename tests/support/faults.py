@@ -160,6 +160,9 @@ class FlakyProxy:
         self.port = 0
         self._listener: socket.socket | None = None
         self._stop = threading.Event()
+        # Connections open now: a client's kept-alive connection must not outlive a fault.
+        self._live: set[socket.socket] = set()
+        self._lock = threading.Lock()
         self._open()
 
     @property
@@ -177,16 +180,31 @@ class FlakyProxy:
 
     def set(self, mode: str) -> None:
         assert mode in ("up", "down", "slow"), mode
+        if mode != "up":
+            self._cut()
         if mode == "down" and self._listener is not None:
             listener, self._listener = self._listener, None
+            # shutdown wakes the thread blocked in accept(); close alone would not (Linux).
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()  # connection refused from now on
         elif mode != "down" and self._listener is None:
             self._open()
         self.mode = mode
 
+    def _cut(self) -> None:
+        with self._lock:
+            live, self._live = list(self._live), set()
+        for conn in live:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
     def close(self) -> None:
         self._stop.set()
+        self._cut()
         if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
 
@@ -199,6 +217,8 @@ class FlakyProxy:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        with self._lock:
+            self._live.add(conn)
         with contextlib.closing(conn):
             if self.mode == "slow":
                 self._stop.wait(self.delay)
