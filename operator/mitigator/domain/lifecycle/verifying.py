@@ -33,6 +33,14 @@ def verify(tick: Tick) -> None:
     timeout = criteria.timeout or window * 3
     previous = draft.verification or VerificationResult(passed=False)
     started = previous.window_started_at
+    if not tick.target().exists:
+        # Nothing left to verify or to mitigate: waiting for a rollout of a deleted object
+        # would only time out into an escalation that hides why.
+        tick.fail(
+            f"Deployment {tick.view.namespace}/{tick.spec.target.name} was deleted during "
+            f"the incident, after step {record.id}"
+        )
+        return
     undone = undone_reason(record, tick.target())
     if undone is not None and _reverted_by_us(tick, record.id):
         # Our own revertOnResolve landed, and the operator died before it could record that
