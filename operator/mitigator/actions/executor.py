@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import singledispatchmethod
 
+from mitigator import failpoints
 from mitigator.actions import builders, marker
 from mitigator.actions.change import (
     ActionRefused,
@@ -80,6 +81,7 @@ class ActionExecutor:
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
         change = self._change(request.action, deployment, request)
+        failpoints.pause_if_armed(failpoints.PAUSE_BEFORE_ACTION_WRITE)  # tests: a rival writer
         self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED, change.message, before=change.before, after=change.after
