@@ -1,6 +1,7 @@
 """The fault tier's own control plane: the same localkube code as the session's, on other
 ports and directories, so that killing its API server or etcd never touches the cluster the
-other tiers share. Prometheus (read through the tests' signals) is the session's."""
+other tiers share. Prometheus (read through the tests' signals) is the session's. The plane
+is the package's: it is stopped once the fault tests are done, not at the session's end."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from tests.support.kube import create_namespace, delete_namespace
 from tests.support.world import install_crds, service_account_kubeconfig
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_plane() -> Iterator[LocalCluster]:
     bins = ensure_built()
     if str(bins) not in os.environ.get("PATH", ""):
@@ -33,19 +34,19 @@ def fault_plane() -> Iterator[LocalCluster]:
         plane.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_access(fault_plane: LocalCluster) -> ClusterAccess:
     return ClusterAccess(kubeconfig=fault_plane.kubeconfig, local=fault_plane)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_api(fault_access: ClusterAccess) -> client.ApiClient:
     api = config.new_client_from_config(config_file=str(fault_access.kubeconfig))
     install_crds(fault_access, api)
     return api
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def fault_operator_kubeconfig(
     fault_access: ClusterAccess,
     fault_api: client.ApiClient,
