@@ -104,6 +104,38 @@ class LocalCluster:
             if p.popen is not None and (members := group_members(p.pid))
         }
 
+    # ---------------------------------------------------------------- faults
+
+    def component(self, name: str) -> ManagedProcess:
+        return next(p for p in self.processes if p.name == name)
+
+    def kill_component(self, name: str) -> None:
+        """SIGKILL one component ("etcd", "kube-apiserver", ...): a crash, not a shutdown."""
+        self.component(name).kill()
+
+    def start_component(self, name: str, *, timeout: float = 90) -> None:
+        """Start a killed component again with the same command line: the API server on the
+        same port and etcd, etcd on the same ports and data directory. Returns once it is
+        healthy and the API server answers /readyz again (it reconnects to etcd by itself)."""
+        old = self.component(name)
+        if old.alive():
+            raise RuntimeError(f"{name} is still running; kill it first")
+        proc = old.again()
+        proc.start()
+        self.processes[self.processes.index(old)] = proc
+        if name == "etcd":
+            self._wait_healthy(proc, lambda: _http_ok(f"{self.etcd_url}/health"), timeout=timeout)
+        else:
+            self._wait_healthy(proc, lambda: True, timeout=timeout)
+        self._wait_healthy(
+            self.component("kube-apiserver"), lambda: self._api_ok("/readyz"), timeout=timeout
+        )
+        self._write_state()
+
+    def restart_component(self, name: str, *, timeout: float = 90) -> None:
+        self.kill_component(name)
+        self.start_component(name, timeout=timeout)
+
     # ---------------------------------------------------------------- components
 
     def _spawn(self, name: str, argv: list[str]) -> ManagedProcess:

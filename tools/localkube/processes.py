@@ -68,6 +68,20 @@ class ManagedProcess:
         # Children of the leader (if any) share its group: make sure none survive it.
         _signal_group(self.popen.pid, signal.SIGKILL)
 
+    def kill(self, *, timeout: float = 10.0) -> None:
+        """SIGKILL the group at once, as a crash would (no graceful shutdown), and reap it."""
+        if self.popen is None:
+            return
+        _signal_group(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(timeout=timeout)
+
+    def again(self) -> ManagedProcess:
+        """A new, not yet started process with the same command line, environment and log
+        (appended to): the same component restarted on its ports and data directory."""
+        return ManagedProcess(
+            name=self.name, argv=list(self.argv), log_path=self.log_path, env=self.env, cwd=self.cwd
+        )
+
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):

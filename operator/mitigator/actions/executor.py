@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from functools import singledispatchmethod
 
+from mitigator import failpoints
 from mitigator.actions import builders, marker
 from mitigator.actions.change import (
     ActionRefused,
@@ -92,6 +93,7 @@ class ActionExecutor:
             except (ApiError, Invalid, NotFound) as exc:
                 # Forensics must not hold a mitigation back: act, and say what was lost.
                 note = f" (evidence not kept: {exc})"
+        failpoints.pause_if_armed(failpoints.PAUSE_BEFORE_ACTION_WRITE)  # tests: a rival writer
         self._write(request.namespace, deployment, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED,

@@ -17,6 +17,7 @@ from typing import Any
 
 import kopf
 
+from mitigator import failpoints
 from mitigator.actions.webhook import (
     PAGERDUTY_EVENTS_URL,
     Delivery,
@@ -314,6 +315,8 @@ def escalate(
                 cluster=cluster,
                 settings=settings,
             )
+            if delivery and delivery.delivered:
+                failpoints.crash_if_armed(failpoints.DURING_ESCALATION_DELIVERY)  # crash tests
             current = record_notification(
                 current,
                 level,

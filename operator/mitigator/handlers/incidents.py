@@ -46,6 +46,20 @@ def _post_events(result: Advance, body: kopf.Body, target: dict[str, Any]) -> No
             )
 
 
+def _crash_points(view: IncidentView, result: Advance) -> None:
+    """Crash tests: die where this tick stands, before its status is written."""
+    reasons = {event.reason for event in result.events}
+    if TimelineEvent.ACTION_APPLIED in reasons:
+        failpoints.crash_if_armed(failpoints.AFTER_ACTION_APPLIED)
+    if TimelineEvent.REVERTED in reasons:
+        failpoints.crash_if_armed(failpoints.DURING_REVERT)
+    if view.status.phase is Phase.VERIFYING:
+        window = view.status.verification and view.status.verification.window_started_at
+        failpoints.crash_if_armed(
+            failpoints.DURING_VERIFICATION if window else failpoints.DURING_ROLLOUT_WAIT
+        )
+
+
 def tick(
     *,
     spec: kopf.Spec,
@@ -97,9 +111,7 @@ def tick(
         # Lost the Lease mid-tick: write nothing; the new leader reads the target's records.
         logger.warning("incident %s/%s: not the leader any more; tick dropped", *_where(view))
         return
-    if any(event.reason == TimelineEvent.ACTION_APPLIED for event in result.events):
-        # Crash tests: the target is changed, the Incident's status is not yet written.
-        failpoints.crash_if_armed(failpoints.AFTER_ACTION_APPLIED)
+    _crash_points(view, result)
     new_status = result.status.to_api_dict()
     changes = merge_patch(old_status, {**new_status, "sequence": old_status.get("sequence", 0)})
     if changes:

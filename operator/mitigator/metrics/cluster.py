@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mitigator.actions.builders import RESTARTED_AT_ANNOTATION
 from mitigator.actions.change import env_of, images_of, replicas_of, revision_of
+from mitigator.actions.marker import records
 from mitigator.k8s import KubeClient, NotFound
 from mitigator.metrics.pods import pod_health
 from mitigator.models import parse_timestamp
@@ -42,4 +43,5 @@ class ClusterObserver:
                 deployment["metadata"].get("annotations") or {},
                 namespace=namespace,
             ),
+            record_keys=frozenset(str(r.get("key", "")) for r in records(deployment)),
         )

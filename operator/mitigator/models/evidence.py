@@ -70,6 +70,8 @@ class TargetSnapshot:
     env: dict[str, dict[str, str]] = field(default_factory=dict)
     restarted_at: str | None = None
     gitops: GitOpsOwner | None = None
+    # The keys of the records mitigator left on the target (its own actions and reverts).
+    record_keys: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

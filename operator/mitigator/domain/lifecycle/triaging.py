@@ -3,6 +3,7 @@ mitigating or say why not."""
 
 from __future__ import annotations
 
+from mitigator import failpoints
 from mitigator.domain.classify import classify, effective_severity, severity_hint_from_labels
 from mitigator.domain.guardrails import target_wait
 from mitigator.domain.lifecycle.mitigating import mitigate
@@ -48,6 +49,7 @@ def triage(tick: Tick) -> None:
         TimelineEvent.CLASSIFIED,
         f"evidence says {classification.severity}: {'; '.join(classification.reasons)}{given}",
     )
+    failpoints.crash_if_armed(failpoints.AFTER_CLASSIFICATION)  # crash tests only
     if policy is None:
         tick.escalate(f"no action taken: {chosen.reason}")
         return
@@ -64,6 +66,7 @@ def triage(tick: Tick) -> None:
         )
         return
     _record_plan(tick, plan, policy_name=chosen.name)
+    failpoints.crash_if_armed(failpoints.AFTER_PLANNING)  # crash tests only
     if plan.dry_run:
         tick.escalate("dry run: the plan is recorded and nothing was changed; a person decides")
         return

@@ -18,6 +18,7 @@ from mitigator.models import (
     VerificationResult,
     format_duration,
 )
+from mitigator.models.execution import REVERT_KEY_SUFFIX, action_key
 
 # How long a rollout may take before the step counts as failed, at the least.
 MIN_ROLLOUT_TIMEOUT = timedelta(seconds=60)
@@ -32,7 +33,25 @@ def verify(tick: Tick) -> None:
     timeout = criteria.timeout or window * 3
     previous = draft.verification or VerificationResult(passed=False)
     started = previous.window_started_at
+    if not tick.target().exists:
+        # Nothing left to verify or to mitigate: waiting for a rollout of a deleted object
+        # would only time out into an escalation that hides why.
+        tick.fail(
+            f"Deployment {tick.view.namespace}/{tick.spec.target.name} was deleted during "
+            f"the incident, after step {record.id}"
+        )
+        return
     undone = undone_reason(record, tick.target())
+    if undone is not None and _reverted_by_us(tick, record.id):
+        # Our own revertOnResolve landed, and the operator died before it could record that
+        # (a revert is only written once verification passed): finish resolving, not escalate.
+        tick.note(
+            TimelineEvent.VERIFIED,
+            f"recovered after step {record.id} (verified before a restart; its revert is on "
+            "the target already)",
+        )
+        resolve(tick, f"verified recovered after step {record.id}", policy=policy)
+        return
     if undone is not None:
         owner = tick.target().gitops
         by = f" (the target is applied by {owner})" if owner else ""
@@ -89,6 +108,11 @@ def verify(tick: Tick) -> None:
             warning=True,
         )
         next_step(tick)
+
+
+def _reverted_by_us(tick: Tick, action_id: str) -> bool:
+    key = action_key(tick.view.uid, action_id) + REVERT_KEY_SUFFIX
+    return key in tick.target().record_keys
 
 
 def _describe(checks: Sequence[VerificationCheck]) -> list[str]:

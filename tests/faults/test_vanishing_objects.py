@@ -1,0 +1,156 @@
+"""What an Incident depends on disappears mid-incident (issue 13, point 6): the target
+Deployment is deleted → Failed with the reason; the policy is deleted or no longer covers the
+target → no further action, and the reason recorded; the namespace is deleted → the operator
+lets go, its finalizers do not hold the namespace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from localkube.processes import wait_until
+from tests.support.faults import OperatorProcess, TargetWrites
+from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.objects import GROUP, VERSION, Resources, incident_manifest, policy_manifest
+from tests.support.responder import Responder, image
+
+pytestmark = pytest.mark.cluster
+
+GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
+HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
+EVIDENCE_RULE = {"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": [{"rollback": {}}]}
+
+
+def _deploy_bad(apps: client.AppsV1Api, namespace: str, name: str) -> None:
+    apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
+    wait_rollout(apps, namespace, name)
+    apps.patch_namespaced_deployment(
+        name,
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
+    )
+    wait_rollout(apps, namespace, name)
+
+
+def _health(dep: dict[str, Any]) -> tuple[float, float]:
+    return FAILING if image(dep) == BAD else HEALTHY
+
+
+def test_a_target_deleted_mid_incident_fails_it_with_the_reason(
+    *,
+    fault_api: client.ApiClient,
+    fault_apps: client.AppsV1Api,
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    signals: Any,
+) -> None:
+    namespace, apps = fault_namespace, fault_apps
+    resources = Resources(fault_api, namespace)
+    _deploy_bad(apps, namespace, "gone")
+    resources.create(
+        policy_manifest("gone", app="gone", rules=[EVIDENCE_RULE], window="30s", timeout="60s")
+    )
+    with Responder(fault_api, signals, namespace=namespace, name="gone", health=_health):
+        fault_operator.start()
+        resources.create(incident_manifest("gone", target="gone"))
+        resources.wait_phase("gone", "Verifying", "Resolved", "Escalated", "Failed")
+        apps.delete_namespaced_deployment("gone", namespace)
+        incident = resources.wait_phase("gone", "Resolved", "Escalated", "Failed", timeout=30)
+    status = incident["status"]
+    assert status["phase"] == "Failed", status.get("message")
+    assert "gone" in status["message"] and "deleted" in status["message"], status["message"]
+
+
+def test_a_policy_deleted_or_narrowed_mid_incident_stops_further_actions(
+    *,
+    fault_api: client.ApiClient,
+    fault_apps: client.AppsV1Api,
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    signals: Any,
+) -> None:
+    """Each Incident waits for approval of its step when its policy goes away: approved
+    afterwards, it must not act on a policy that no longer stands."""
+    namespace, apps = fault_namespace, fault_apps
+    resources = Resources(fault_api, namespace)
+    custom = client.CustomObjectsApi(fault_api)
+    names = ("deleted", "narrowed")
+    for name in names:
+        _deploy_bad(apps, namespace, name)
+        resources.create(
+            policy_manifest(
+                name,
+                app=name,
+                rules=[EVIDENCE_RULE],
+                guardrails={"requireApprovalFor": ["rollback"]},
+            )
+        )
+    with (
+        TargetWrites(apps, namespace, "deleted") as deleted_writes,
+        TargetWrites(apps, namespace, "narrowed") as narrowed_writes,
+        Responder(fault_api, signals, namespace=namespace, name="deleted", health=_health),
+        Responder(fault_api, signals, namespace=namespace, name="narrowed", health=_health),
+    ):
+        fault_operator.start()
+        for name in names:
+            resources.create(incident_manifest(name, target=name))
+        for name in names:
+            resources.wait_phase(name, "AwaitingApproval", "Resolved", "Escalated", "Failed")
+        custom.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, "mitigationpolicies", "deleted"
+        )
+        custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "mitigationpolicies",
+            "narrowed",
+            {"spec": {"selector": {"matchLabels": {"app": "something-else"}}}},
+        )
+        for name in names:
+            resources.patch_incident(name, {"approved": True})
+        done = {
+            name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=30)
+            for name in names
+        }
+    for name, writes in (("deleted", deleted_writes), ("narrowed", narrowed_writes)):
+        status = done[name]["status"]
+        assert status["phase"] == "Escalated", (name, status.get("message"))
+        assert "stopped before step" in status["message"], status["message"]
+        assert len(writes.templates()) == 1, f"{name}: nothing may be changed"
+        assert not [a for a in status["actions"] if a["state"] == "Applied"]
+
+
+def test_a_deleted_namespace_is_let_go(
+    *,
+    fault_api: client.ApiClient,
+    fault_apps: client.AppsV1Api,
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    signals: Any,
+) -> None:
+    namespace, apps = fault_namespace, fault_apps
+    resources = Resources(fault_api, namespace)
+    core = client.CoreV1Api(fault_api)
+    _deploy_bad(apps, namespace, "web")
+    resources.create(
+        policy_manifest("web", app="web", rules=[EVIDENCE_RULE], window="60s", timeout="120s")
+    )
+    with Responder(fault_api, signals, namespace=namespace, name="web", health=_health):
+        fault_operator.start()
+        resources.create(incident_manifest("web", target="web"))
+        resources.wait_phase("web", "Verifying", "Resolved", "Escalated", "Failed")
+        core.delete_namespace(namespace)
+
+        def gone() -> bool:
+            try:
+                core.read_namespace(namespace)
+            except ApiException as exc:
+                return exc.status == 404
+            return False
+
+        wait_until(gone, timeout=90, what=f"namespace {namespace} to be deleted")
+    assert fault_operator.process is not None and fault_operator.process.poll() is None
