@@ -1,0 +1,116 @@
+"""10, 100 and 1,000 concurrent Incidents on as many Deployments, each a rollback
+(measurements 4 and 5): how many are mitigated per second, time to first action as the count
+grows, the operator's RSS idle, at the burst's peak and after every Incident resolved.
+
+One fresh operator per size, in a namespace of its own holding exactly that many Deployments
+(each with two revisions and one pod). The Incidents are created by 16 client threads at
+once; each one's time runs from just before its own create to its target's new generation
+in this process's watch.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+
+import pytest
+from kubernetes import client
+from tests.support.kube import create_namespace
+
+from benchmarks.conftest import OperatorFactory
+from benchmarks.harness import (
+    DeploymentWatch,
+    RssSampler,
+    by_verb_resource,
+    create_deployments,
+    create_incident,
+    create_policy,
+    in_parallel,
+    incident,
+    pct,
+    policy,
+    record,
+    request_counts,
+    rss_settled,
+    verb_totals,
+    wait_phases,
+)
+from localkube.testing import ClusterAccess
+
+pytestmark = pytest.mark.cluster
+
+SIZES = tuple(int(n) for n in os.environ.get("MITIGATOR_BENCH_SIZES", "10,100,1000").split(","))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_concurrent_incidents(
+    cluster: ClusterAccess,
+    cluster_api: client.ApiClient,
+    start_operator: OperatorFactory,
+    size: int,
+) -> None:
+    namespace = create_namespace(cluster_api, prefix="mb")
+    create_policy(cluster_api, namespace, policy("bench", app_label="scale"))
+    names = [f"d{i}" for i in range(size)]
+    started = time.monotonic()
+    create_deployments(
+        cluster_api, namespace, ["warm", *names], labels={"bench": "scale"}, second_revision=True
+    )
+    setup_s = time.monotonic() - started
+    operator = start_operator(namespace)
+    with DeploymentWatch(cluster, namespace) as watch:
+        watch.wait_seen(["warm", *names], timeout=120)
+        before = watch.generation("warm")
+        create_incident(cluster_api, namespace, incident("warm", "warm", [{"restart": {}}]))
+        assert watch.wait_generation("warm", before, timeout=120), operator.log_tail()
+        wait_phases(cluster_api, namespace, ["warm"], timeout=120)
+        idle = rss_settled(operator)
+        generations = {name: watch.generation(name) for name in names}
+        sent: dict[str, float] = {}
+
+        def create(name: str) -> None:
+            sent[name] = time.monotonic()
+            create_incident(cluster_api, namespace, incident(name, name, [{"rollback": {}}]))
+
+        counts_before = request_counts(cluster_api)
+        with RssSampler(operator) as sampler:
+            burst = time.monotonic()
+            in_parallel(create, names)
+            created_s = time.monotonic() - burst
+            deadline = burst + max(120.0, size * 0.5)
+            acted = {
+                name: watch.wait_generation(
+                    name, generations[name], timeout=max(0.0, deadline - time.monotonic())
+                )
+                for name in names
+            }
+            outcome = wait_phases(cluster_api, namespace, names, timeout=max(180.0, size * 0.6))
+            resolved_s = time.monotonic() - burst
+            peak = sampler.peak
+        counts = request_counts(cluster_api) - counts_before
+        after = rss_settled(operator)
+    times = [acted[n] - sent[n] for n in names if acted[n] is not None]
+    last = max((t for t in acted.values() if t is not None), default=burst)
+    finals = Counter(outcome.values())
+    per_incident = {k: round(v / size, 2) for k, v in by_verb_resource(counts).items()}
+    record(
+        "scale",
+        incidents=size,
+        setup_s=round(setup_s, 1),
+        creates_s=round(created_s, 2),
+        acted=len(times),
+        last_action_after_burst_s=round(last - burst, 2),
+        mitigated_per_s=round(len(times) / max(last - burst, 1e-3), 1),
+        all_resolved_s=round(resolved_s, 1),
+        ttfa_p50_ms=round(pct(times, 50) * 1000) if times else None,
+        ttfa_p95_ms=round(pct(times, 95) * 1000) if times else None,
+        ttfa_max_ms=round(max(times) * 1000) if times else None,
+        phases=dict(finals),
+        rss_idle_mib=idle,
+        rss_peak_mib=peak,
+        rss_after_mib=after,
+        requests_per_incident=verb_totals(per_incident),
+        requests_per_incident_by_resource=per_incident,
+    )
+    assert len(times) == size, f"{size - len(times)} targets not acted on"
