@@ -16,6 +16,7 @@ from mitigator.models.evidence import Contender
 
 POLICIES = "policies_by_namespace"
 CONTENDERS = "live_incidents_by_namespace"
+DEPLOYMENTS = "deployment_labels_by_namespace"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,26 @@ def index_contender(
     return {str(namespace): contender}
 
 
+@dataclass(frozen=True)
+class IndexedDeployment:
+    """What policy coverage and policy choice need of a Deployment: its name and labels."""
+
+    name: str
+    labels: dict[str, str]
+
+
+def index_deployment(
+    *, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+) -> dict[str, IndexedDeployment]:
+    return {str(namespace): IndexedDeployment(name, dict(labels))}
+
+
+def deployments_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedDeployment]:
+    """The Deployments of `namespace` as the watch last saw them (names and labels)."""
+    index: kopf.Index[str, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
+    return list(index.get(namespace, ()))
+
+
 def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedPolicy]:
     """The policies of `namespace`, from the index kopf passes to every handler."""
     index: kopf.Index[str, IndexedPolicy] = handler_kwargs[POLICIES]
@@ -76,3 +97,6 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=CONTENDERS, registry=registry)(
         index_contender
     )
+    # The Deployments are watched anyway (policy coverage): their labels, kept by the watch,
+    # spare a LIST of the namespace on every Deployment event.
+    kopf.index("apps", "v1", "deployments", id=DEPLOYMENTS, registry=registry)(index_deployment)

@@ -16,7 +16,7 @@ import kopf
 
 from mitigator import API_GROUP, API_VERSION, POLICY_PLURAL
 from mitigator.domain.selection import policy_candidate, selector_matches
-from mitigator.handlers.indexes import policies_in
+from mitigator.handlers.indexes import IndexedPolicy, deployments_in, policies_in
 from mitigator.handlers.world import Cluster
 from mitigator.models import JsonObject, format_timestamp
 
@@ -80,27 +80,47 @@ def policy_status(policy: JsonObject, deployments: list[JsonObject]) -> JsonObje
     return {key: value for key, value in new.items() if old.get(key) != value}
 
 
-def policy_changed(
-    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
-) -> None:
+def _deployments(handler_kwargs: Any, namespace: str) -> list[JsonObject]:
+    """The namespace's Deployments from the watch's index, in the shape `policy_status` reads."""
+    return [
+        {"metadata": {"name": d.name, "labels": d.labels}}
+        for d in deployments_in(handler_kwargs, namespace)
+    ]
+
+
+def policy_changed(event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
     if event.get("type") == "DELETED":
         return
-    cluster: Cluster = memo.cluster
-    changes = policy_status(
-        dict(body), cluster.kube.list_deployments(str(body["metadata"]["namespace"]))
-    )
+    namespace = str(body["metadata"]["namespace"])
+    changes = policy_status(dict(body), _deployments(kwargs, namespace))
     if changes:
         patch.status.update(changes)
 
 
-def deployment_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
+def _coverage_moves(policy: IndexedPolicy, name: str, labels: dict[str, str] | None) -> bool:
+    """Whether this Deployment's event changes what the policy says it covers (`labels` None:
+    the Deployment is gone). Most events (status, rollouts) do not."""
+    spec = policy.candidate.spec
+    covered = name in ((policy.body.get("status") or {}).get("coveredDeployments") or ())
+    if spec is None:
+        return covered
+    return covered != (labels is not None and selector_matches(spec.selector, labels))
+
+
+def deployment_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
     """Deployments come and go without touching any policy: keep coverage current."""
-    namespace = str(body["metadata"]["namespace"])
-    policies = policies_in(kwargs, namespace)
+    namespace, name = str(body["metadata"]["namespace"]), str(body["metadata"]["name"])
+    gone = event.get("type") == "DELETED"
+    labels = None if gone else dict(body["metadata"].get("labels") or {})
+    policies = [p for p in policies_in(kwargs, namespace) if _coverage_moves(p, name, labels)]
     if not policies:
         return
     cluster: Cluster = memo.cluster
-    deployments = cluster.kube.list_deployments(namespace)
+    deployments = [d for d in _deployments(kwargs, namespace) if d["metadata"]["name"] != name]
+    if not gone:
+        deployments.append({"metadata": {"name": name, "labels": labels}})
     for policy in policies:
         changes = policy_status(policy.body, deployments)
         if changes:
