@@ -68,16 +68,29 @@ class IndexedDeployment:
     labels: dict[str, str]
 
 
+DeploymentKey = str | tuple[str, str]  # a namespace, or (namespace, name)
+
+
 def index_deployment(
     *, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
-) -> dict[str, IndexedDeployment]:
-    return {str(namespace): IndexedDeployment(name, dict(labels))}
+) -> dict[DeploymentKey, IndexedDeployment]:
+    deployment = IndexedDeployment(name, dict(labels))
+    return {str(namespace): deployment, (str(namespace), name): deployment}
 
 
 def deployments_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedDeployment]:
     """The Deployments of `namespace` as the watch last saw them (names and labels)."""
-    index: kopf.Index[str, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
+    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
     return list(index.get(namespace, ()))
+
+
+def deployment_labels(
+    handler_kwargs: Mapping[str, Any], namespace: str, name: str
+) -> dict[str, str] | None:
+    """One Deployment's labels as the watch last saw them (None: not seen)."""
+    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
+    found = list(index.get((namespace, name), ()))
+    return found[0].labels if found else None
 
 
 def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedPolicy]:

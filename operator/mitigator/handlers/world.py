@@ -13,7 +13,7 @@ from mitigator.actions.gitops import GitOpsSwitch
 from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
-from mitigator.handlers.indexes import contenders_in, policies_in
+from mitigator.handlers.indexes import contenders_in, deployment_labels, policies_in
 from mitigator.k8s import KubeClient
 from mitigator.metrics.cluster import ClusterObserver
 from mitigator.metrics.prometheus import PrometheusProvider
@@ -82,6 +82,9 @@ class ClusterWorld:
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
         return self.cluster.observer.snapshot(namespace, name)
+
+    def target_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return deployment_labels(self.handler_kwargs, namespace, name)
 
     def metrics(self, prometheus_url: str | None) -> MetricsProvider:
         return self.cluster.metrics(prometheus_url)
