@@ -192,8 +192,9 @@ class Report:
             self.add("4. scale, 1,000 incidents", NOT_RUN, "all mitigated; p95 < 5 s", None, "")
             return
         self.lines(
-            "N Incidents created at once (16 client threads) on N Deployments (two revisions, "
-            "one pod each), each a rollback; a fresh operator per N. Time to first action per "
+            "N Incidents created at once (16 client threads) on N Deployments (two revisions, no "
+            "pods: the policy does not require ready pods), each a rollback; a fresh operator per "
+            "N. Time to first action per "
             "Incident runs from just before its own create. RSS of the operator process "
             "(/proc/PID/status VmRSS): idle with the N Deployments, peak during the burst (N "
             "open Incidents), and settled after all resolved. Requests per Incident: every "
