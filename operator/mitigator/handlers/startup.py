@@ -39,9 +39,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     ) -> None:
         configure_kopf(settings, config)
         memo.settings = config
-        memo.cluster = Cluster(
-            KubeClient.from_environment(), default_prometheus_url=config.prometheus_url
-        )
+        # One pooled connection per handler thread: with the client's default pool (5 per
+        # CPU) the threads beyond it open a new TLS connection for every request.
+        kube = KubeClient.from_environment_pooled(pool_size=config.max_workers)
+        memo.cluster = Cluster(kube, default_prometheus_url=config.prometheus_url)
         logger.info(
             "mitigator configured: prometheus=%s protected=%s tick=%ss",
             config.prometheus_url,
