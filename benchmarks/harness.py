@@ -28,7 +28,7 @@ from localkube.testing import ClusterAccess
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 BAD_IMAGE = "registry.k8s.io/pause:broken"
-BULK_THREADS = 16
+BULK_THREADS = 24
 
 # ------------------------------------------------------------------ figures
 
@@ -333,9 +333,12 @@ def create_deployments(
     replicas: int = 1,
     labels: dict[str, str] | None = None,
     second_revision: bool = False,
-) -> None:
+    wait: float | None = 600,
+) -> bool:
     """Deployments (optionally rolled out once more to a bad image, so that a rollback has
-    somewhere to go back to), waited for until their rollouts are complete."""
+    somewhere to go back to), waited for until their rollouts are complete (up to `wait`
+    seconds; None: not at all). Whether they all completed. (The controller-manager's client
+    is rate-limited to about 5 Deployment syncs a second here: 1,000 take over 3 minutes.)"""
     apps = client.AppsV1Api(api_client)
 
     def create(name: str) -> None:
@@ -359,7 +362,13 @@ def create_deployments(
             )
 
         in_parallel(break_it, names)
-    wait_rollouts(api_client, namespace, names)
+    if wait is None:
+        return False
+    try:
+        wait_rollouts(api_client, namespace, names, timeout=wait)
+    except TimeoutError:
+        return False
+    return True
 
 
 def wait_rollouts(

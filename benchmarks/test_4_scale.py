@@ -1,16 +1,21 @@
-"""10, 100 and 1,000 concurrent Incidents on as many Deployments, each a rollback
+"""10, 100 and 1,000 concurrent Incidents on as many Deployments, each a restart
 (measurements 4 and 5): how many are mitigated per second, time to first action as the count
-grows, the operator's RSS idle, at the burst's peak and after every Incident resolved.
+grows, the operator's RSS idle, at the burst's peak and after the Incidents resolved.
 
-One fresh operator per size, in a namespace of its own holding exactly that many Deployments
-(each with two revisions, and no pods: at 1,000 the pods' churn would take the run's whole
-budget on two cores; so the policy does not require ready pods). The Incidents are created
-by 16 client threads at once; each one's time runs from just before its own create to its
-target's new generation in this process's watch.
+One fresh operator per size, in a namespace of its own holding exactly that many Deployments,
+with no pods: at 1,000 the pods' churn would take the run's whole budget on two cores (so
+the policy does not require ready pods). A restart rather than a rollback: a rollback needs
+two revisions of each target, and the controller-manager here syncs about 5 Deployments a
+second, so 1,000 second revisions alone would take over 3 minutes. For the same reason the
+setup waits at most a minute for the Deployments' first rollouts, and resolution (which waits
+for each rollout the restart starts) at most 4 minutes; what was not resolved by then is
+reported as such. The Incidents are created by 24 client threads at once; each one's time
+runs from just before its own create to its target's new generation in this process's watch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import Counter
@@ -31,6 +36,7 @@ from benchmarks.harness import (
     in_parallel,
     incident,
     pct,
+    phases,
     policy,
     record,
     request_counts,
@@ -42,6 +48,7 @@ from localkube.testing import ClusterAccess
 
 pytestmark = pytest.mark.cluster
 
+RESOLVE_WITHIN = 240.0
 SIZES = tuple(int(n) for n in os.environ.get("MITIGATOR_BENCH_SIZES", "10,100,1000").split(","))
 
 
@@ -58,13 +65,8 @@ def test_concurrent_incidents(
     create_policy(cluster_api, namespace, body)
     names = [f"d{i}" for i in range(size)]
     started = time.monotonic()
-    create_deployments(
-        cluster_api,
-        namespace,
-        ["warm", *names],
-        replicas=0,
-        labels={"bench": "scale"},
-        second_revision=True,
+    settled = create_deployments(
+        cluster_api, namespace, ["warm", *names], replicas=0, labels={"bench": "scale"}, wait=60
     )
     setup_s = time.monotonic() - started
     operator = start_operator(namespace)
@@ -80,7 +82,7 @@ def test_concurrent_incidents(
 
         def create(name: str) -> None:
             sent[name] = time.monotonic()
-            create_incident(cluster_api, namespace, incident(name, name, [{"rollback": {}}]))
+            create_incident(cluster_api, namespace, incident(name, name, [{"restart": {}}]))
 
         counts_before = request_counts(cluster_api)
         own = OWN_REQUESTS.copy()
@@ -88,14 +90,17 @@ def test_concurrent_incidents(
             burst = time.monotonic()
             in_parallel(create, names)
             created_s = time.monotonic() - burst
-            deadline = burst + max(120.0, size * 0.5)
+            deadline = burst + max(120.0, size * 0.3)
             acted = {
                 name: watch.wait_generation(
                     name, generations[name], timeout=max(0.0, deadline - time.monotonic())
                 )
                 for name in names
             }
-            outcome = wait_phases(cluster_api, namespace, names, timeout=max(180.0, size * 0.6))
+            # Not all resolved in time is reported below as the phases reached.
+            with contextlib.suppress(TimeoutError):
+                wait_phases(cluster_api, namespace, names, timeout=RESOLVE_WITHIN)
+            outcome = {n: p for n, p in phases(cluster_api, namespace).items() if n in acted}
             resolved_s = time.monotonic() - burst
             peak = sampler.peak
         counts = (request_counts(cluster_api) - counts_before) - (OWN_REQUESTS - own)
@@ -108,6 +113,7 @@ def test_concurrent_incidents(
         "scale",
         incidents=size,
         setup_s=round(setup_s, 1),
+        setup_rollouts_complete=settled,
         creates_s=round(created_s, 2),
         acted=len(times),
         last_action_after_burst_s=round(last - burst, 2),
