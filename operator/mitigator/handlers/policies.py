@@ -88,20 +88,34 @@ def _deployments(handler_kwargs: Any, namespace: str) -> list[JsonObject]:
     ]
 
 
-def policy_changed(event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, **kwargs: Any) -> None:
+def policy_changed(
+    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
+) -> None:
     if event.get("type") == "DELETED":
         return
     namespace = str(body["metadata"]["namespace"])
     changes = policy_status(dict(body), _deployments(kwargs, namespace))
     if changes:
         patch.status.update(changes)
+    # The policy as it now stands (its own status included) is the reference again.
+    cluster: Cluster = memo.cluster
+    cluster.coverage_written.pop((namespace, str(body["metadata"]["name"])), None)
 
 
-def _coverage_moves(policy: IndexedPolicy, name: str, labels: dict[str, str] | None) -> bool:
+def _coverage_moves(
+    policy: IndexedPolicy,
+    name: str,
+    labels: dict[str, str] | None,
+    *,
+    written: frozenset[str] | None,
+) -> bool:
     """Whether this Deployment's event changes what the policy says it covers (`labels` None:
-    the Deployment is gone). Most events (status, rollouts) do not."""
+    the Deployment is gone; `written`: the coverage this process last wrote, newer than the
+    indexed policy's). Most events (status, rollouts) do not."""
     spec = policy.candidate.spec
-    covered = name in ((policy.body.get("status") or {}).get("coveredDeployments") or ())
+    if written is None:
+        written = frozenset((policy.body.get("status") or {}).get("coveredDeployments") or ())
+    covered = name in written
     if spec is None:
         return covered
     return covered != (labels is not None and selector_matches(spec.selector, labels))
@@ -114,10 +128,15 @@ def deployment_changed(
     namespace, name = str(body["metadata"]["namespace"]), str(body["metadata"]["name"])
     gone = event.get("type") == "DELETED"
     labels = None if gone else dict(body["metadata"].get("labels") or {})
-    policies = [p for p in policies_in(kwargs, namespace) if _coverage_moves(p, name, labels)]
+    cluster: Cluster = memo.cluster
+    written = cluster.coverage_written
+    policies = [
+        p
+        for p in policies_in(kwargs, namespace)
+        if _coverage_moves(p, name, labels, written=written.get((namespace, p.candidate.name)))
+    ]
     if not policies:
         return
-    cluster: Cluster = memo.cluster
     deployments = [d for d in _deployments(kwargs, namespace) if d["metadata"]["name"] != name]
     if not gone:
         deployments.append({"metadata": {"name": name, "labels": labels}})
@@ -125,6 +144,12 @@ def deployment_changed(
         changes = policy_status(policy.body, deployments)
         if changes:
             cluster.kube.patch_policy_status(namespace, policy.candidate.name, changes)
+        covered = changes.get("coveredDeployments", _indexed_coverage(policy))
+        written[(namespace, policy.candidate.name)] = frozenset(covered)
+
+
+def _indexed_coverage(policy: IndexedPolicy) -> list[str]:
+    return list((policy.body.get("status") or {}).get("coveredDeployments") or ())
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

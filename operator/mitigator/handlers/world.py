@@ -41,6 +41,10 @@ class Cluster:
         # ticks run in parallel threads, and a grant must count before its status is written.
         self._granted: dict[str, set[str]] = {}
         self._slots = threading.Lock()
+        # The coverage this process last wrote per (namespace, policy): the index holds the
+        # policy as last seen, which lags our own writes; comparing with it alone made every
+        # Deployment event of a burst (or of a start) re-write the same coverage.
+        self.coverage_written: dict[tuple[str, str], frozenset[str]] = {}
 
     def request_slot(
         self, namespace: str, me: Contender, others: Sequence[Contender], *, limit: int
