@@ -75,6 +75,9 @@ class FakeWorld:
             gitops=self.gitops,
         )
 
+    def target_labels(self, namespace: str, name: str) -> dict[str, str] | None:
+        return self.labels if self.exists else None
+
     def metrics(self, prometheus_url: str | None, auth: object = None) -> FakeProvider:
         return FakeProvider(self)
 

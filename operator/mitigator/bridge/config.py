@@ -20,7 +20,7 @@ reading a token file is the only I/O.
   ``MITIGATOR_BRIDGE_MAX_LABEL_VALUE_BYTES`` (default 256): what an Incident stores of an
   alert group; the rest is counted, not stored (see `mitigator.bridge.limits`).
 - ``MITIGATOR_BRIDGE_MAX_BODY_BYTES`` (default 1 MiB), ``MITIGATOR_BRIDGE_CONCURRENCY``
-  (Kubernetes API calls in flight, default 16; see docs/benchmarks.md).
+  (Kubernetes API calls in flight, default 16; see docs/BENCHMARKS.md).
 - ``MITIGATOR_BRIDGE_HOST`` (default 127.0.0.1), ``MITIGATOR_BRIDGE_PORT``: the operator runs
   its bridge only when a port is set; `mitigator bridge` listens on 8080 without one.
 - ``MITIGATOR_BRIDGE_TLS_CERT`` and ``MITIGATOR_BRIDGE_TLS_KEY`` (PEM files, both or neither):

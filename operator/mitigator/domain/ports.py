@@ -5,7 +5,7 @@ the bottom layer, so that the measuring layers below the domain can build them t
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from mitigator.domain.selection import PolicyCandidate
@@ -54,6 +54,10 @@ class World(Protocol):
     policies, and the two writes (apply, revert). Fakes of it make lifecycle tests fast."""
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot: ...
+
+    def target_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        """The target's labels as last seen, without a request (None: not known here)."""
+        ...
 
     def metrics(
         self, prometheus_url: str | None, auth: PrometheusAuth | None = None

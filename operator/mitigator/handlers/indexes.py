@@ -18,6 +18,7 @@ from mitigator.settings import OperatorSettings
 
 POLICIES = "policies_by_namespace"
 CONTENDERS = "live_incidents_by_namespace"
+DEPLOYMENTS = "deployment_labels_by_namespace"
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,39 @@ def index_contender(
     return {str(namespace): contender}
 
 
+@dataclass(frozen=True)
+class IndexedDeployment:
+    """What policy coverage and policy choice need of a Deployment: its name and labels."""
+
+    name: str
+    labels: dict[str, str]
+
+
+DeploymentKey = str | tuple[str, str]  # a namespace, or (namespace, name)
+
+
+def index_deployment(
+    *, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+) -> dict[DeploymentKey, IndexedDeployment]:
+    deployment = IndexedDeployment(name, dict(labels))
+    return {str(namespace): deployment, (str(namespace), name): deployment}
+
+
+def deployments_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedDeployment]:
+    """The Deployments of `namespace` as the watch last saw them (names and labels)."""
+    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
+    return list(index.get(namespace, ()))
+
+
+def deployment_labels(
+    handler_kwargs: Mapping[str, Any], namespace: str, name: str
+) -> dict[str, str] | None:
+    """One Deployment's labels as the watch last saw them (None: not seen)."""
+    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
+    found = list(index.get((namespace, name), ()))
+    return found[0].labels if found else None
+
+
 def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedPolicy]:
     """The policies of `namespace`, from the index kopf passes to every handler."""
     index: kopf.Index[str, IndexedPolicy] = handler_kwargs[POLICIES]
@@ -88,3 +122,6 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=CONTENDERS, registry=registry)(
         index_contender
     )
+    # The Deployments are watched anyway (policy coverage): their labels, kept by the watch,
+    # spare a LIST of the namespace on every Deployment event.
+    kopf.index("apps", "v1", "deployments", id=DEPLOYMENTS, registry=registry)(index_deployment)

@@ -17,7 +17,7 @@ import kopf
 from mitigator import API_GROUP, API_VERSION, POLICY_PLURAL
 from mitigator.domain.ceilings import Ceilings
 from mitigator.domain.selection import policy_candidate, selector_matches
-from mitigator.handlers.indexes import policies_in
+from mitigator.handlers.indexes import IndexedPolicy, deployments_in, policies_in
 from mitigator.handlers.leadership import leading
 from mitigator.handlers.world import Cluster
 from mitigator.models import JsonObject, format_timestamp
@@ -90,33 +90,80 @@ def policy_status(
     return {key: value for key, value in new.items() if old.get(key) != value}
 
 
+def _deployments(handler_kwargs: Any, namespace: str) -> list[JsonObject]:
+    """The namespace's Deployments from the watch's index, in the shape `policy_status` reads."""
+    return [
+        {"metadata": {"name": d.name, "labels": d.labels}}
+        for d in deployments_in(handler_kwargs, namespace)
+    ]
+
+
 def policy_changed(
-    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any
+    event: kopf.RawEvent, body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **kwargs: Any
 ) -> None:
     if event.get("type") == "DELETED" or not leading(memo):
         return
-    cluster: Cluster = memo.cluster
+    namespace = str(body["metadata"]["namespace"])
     changes = policy_status(
-        dict(body),
-        cluster.kube.list_deployments(str(body["metadata"]["namespace"])),
-        ceilings=memo.settings.ceilings(),
+        dict(body), _deployments(kwargs, namespace), ceilings=memo.settings.ceilings()
     )
     if changes:
         patch.status.update(changes)
-
-
-def deployment_changed(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
-    """Deployments come and go without touching any policy: keep coverage current."""
-    namespace = str(body["metadata"]["namespace"])
-    policies = policies_in(kwargs, namespace)
-    if not policies or not leading(memo):
-        return
+    # The policy as it now stands (its own status included) is the reference again.
     cluster: Cluster = memo.cluster
-    deployments = cluster.kube.list_deployments(namespace)
+    cluster.coverage_written.pop((namespace, str(body["metadata"]["name"])), None)
+
+
+def _coverage_moves(
+    policy: IndexedPolicy,
+    name: str,
+    labels: dict[str, str] | None,
+    *,
+    written: frozenset[str] | None,
+) -> bool:
+    """Whether this Deployment's event changes what the policy says it covers (`labels` None:
+    the Deployment is gone; `written`: the coverage this process last wrote, newer than the
+    indexed policy's). Most events (status, rollouts) do not."""
+    spec = policy.candidate.spec
+    if written is None:
+        written = frozenset((policy.body.get("status") or {}).get("coveredDeployments") or ())
+    covered = name in written
+    if spec is None:
+        return covered
+    return covered != (labels is not None and selector_matches(spec.selector, labels))
+
+
+def deployment_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+) -> None:
+    """Deployments come and go without touching any policy: keep coverage current."""
+    if not leading(memo):
+        return
+    namespace, name = str(body["metadata"]["namespace"]), str(body["metadata"]["name"])
+    gone = event.get("type") == "DELETED"
+    labels = None if gone else dict(body["metadata"].get("labels") or {})
+    cluster: Cluster = memo.cluster
+    written = cluster.coverage_written
+    policies = [
+        p
+        for p in policies_in(kwargs, namespace)
+        if _coverage_moves(p, name, labels, written=written.get((namespace, p.candidate.name)))
+    ]
+    if not policies:
+        return
+    deployments = [d for d in _deployments(kwargs, namespace) if d["metadata"]["name"] != name]
+    if not gone:
+        deployments.append({"metadata": {"name": name, "labels": labels}})
     for policy in policies:
         changes = policy_status(policy.body, deployments, ceilings=memo.settings.ceilings())
         if changes:
             cluster.kube.patch_policy_status(namespace, policy.candidate.name, changes)
+        covered = changes.get("coveredDeployments", _indexed_coverage(policy))
+        written[(namespace, policy.candidate.name)] = frozenset(covered)
+
+
+def _indexed_coverage(policy: IndexedPolicy) -> list[str]:
+    return list((policy.body.get("status") or {}).get("coveredDeployments") or ())
 
 
 def register(registry: kopf.OperatorRegistry) -> None:

@@ -54,8 +54,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
             elector.start()
             memo.elector = leadership = elector
         memo.leadership = leadership
+        # One pooled connection per handler thread: with the client's default pool (5 per
+        # CPU) the threads beyond it open a new TLS connection for every request.
         memo.cluster = Cluster(
-            KubeClient.from_environment(),
+            KubeClient.from_environment_pooled(pool_size=config.max_workers),
             default_prometheus_url=config.prometheus_url,
             leadership=leadership,
             prometheus_connection=config.prometheus_connection(),

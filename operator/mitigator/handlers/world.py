@@ -16,7 +16,7 @@ from mitigator.actions.gitops import GitOpsSwitch
 from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
-from mitigator.handlers.indexes import contenders_in, policies_in
+from mitigator.handlers.indexes import contenders_in, deployment_labels, policies_in
 from mitigator.handlers.leadership import AlwaysActing, Leadership, ensure_acting
 from mitigator.k8s import ApiError, KubeClient, NotFound
 from mitigator.metrics.cluster import ClusterObserver
@@ -65,6 +65,10 @@ class Cluster:
         # ticks run in parallel threads, and a grant must count before its status is written.
         self._granted: dict[str, set[str]] = {}
         self._slots = threading.Lock()
+        # The coverage this process last wrote per (namespace, policy): the index holds the
+        # policy as last seen, which lags our own writes; comparing with it alone made every
+        # Deployment event of a burst (or of a start) re-write the same coverage.
+        self.coverage_written: dict[tuple[str, str], frozenset[str]] = {}
 
     def request_slot(
         self, namespace: str, me: Contender, others: Sequence[Contender], *, limit: int
@@ -141,6 +145,9 @@ class ClusterWorld:
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
         return self.cluster.observer.snapshot(namespace, name)
+
+    def target_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
+        return deployment_labels(self.handler_kwargs, namespace, name)
 
     def metrics(
         self, prometheus_url: str | None, auth: PrometheusAuth | None = None

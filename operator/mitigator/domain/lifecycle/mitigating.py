@@ -67,8 +67,6 @@ def mitigate(tick: Tick) -> None:
     if refusal:
         tick.refuse(refusal, before=f"step {record.id}")
         return
-    if not gitops_gate(tick, policy):
-        return
     me = Contender(
         uid=tick.view.uid,
         name=tick.view.name,
@@ -81,6 +79,10 @@ def mitigate(tick: Tick) -> None:
     )
     if busy:
         draft.message = f"waiting before step {record.id}: {busy}"
+        return
+    # After the slot: a wait reads nothing of the target, and a GitOps tool is suspended
+    # only when the step is about to go ahead.
+    if not gitops_gate(tick, policy):
         return
     tick.note(
         TimelineEvent.ACTION_STARTED, f"step {record.id}: {record.type.value} {record.params}"

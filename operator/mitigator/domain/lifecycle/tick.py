@@ -86,9 +86,16 @@ class Tick:
         """The policy covering the target, read fresh each tick: a re-applied policy takes
         effect for the next decision."""
         if self._policy is None:
+            # Labels as the watch saw them when the target was not read this tick: choosing
+            # the policy (e.g. to wait for a slot) then costs no request.
+            labels = (
+                self.world.target_labels(self.view.namespace, self.spec.target.name)
+                if self._target is None
+                else None
+            )
             choice = choose_policy(
                 self.world.policies(self.view.namespace),
-                target_labels=self.target().labels,
+                target_labels=self.target().labels if labels is None else labels,
                 policy_ref=self.spec.policy_ref.name if self.spec.policy_ref else None,
             )
             chosen = choice.policy

@@ -3,22 +3,25 @@ its own process (`mitigator bridge`, as deployed) against the real API server.
 
 Every alert must be accounted for: an Incident created for it, or counted unmapped (1 in 20
 names no Deployment). The wall time from the first request to the last answer is recorded in
-docs/benchmarks.md, for several bridge concurrencies (Kubernetes API calls in flight), which
+docs/BENCHMARKS.md, for several bridge concurrencies (Kubernetes API calls in flight), which
 is the measurement behind the default. No timing is asserted; completeness is.
+
+Then 10,000 alerts in 10 groups (1,000 alerts a group, ten Deployments): one Incident per
+group, each recording at most its cap of alerts, with the bridge's RSS before and at peak.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import platform
 import statistics
 import sys
+import threading
 import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,18 +31,19 @@ from kubernetes import client
 from tests.support.bridge import TOKEN, alert, list_incidents, webhook
 from tests.support.kube import create_namespace, delete_namespace
 
+from benchmarks.harness import record
 from localkube.processes import ManagedProcess, free_port, wait_until
 from localkube.testing import ClusterAccess
-from localkube.versions import ETCD_VERSION, KUBERNETES_VERSION
 
 pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[1]
-REPORT = ROOT / "docs" / "benchmarks.md"
 ALERTS = 1000
 UNMAPPED_EVERY = 20  # every 20th alert names no Deployment
 SENDERS = 100  # requests in flight (Alertmanager flushes every group concurrently)
-CONCURRENCIES = (1, 4, 16, 32)
+CONCURRENCIES = tuple(
+    int(c) for c in os.environ.get("MITIGATOR_BENCH_BRIDGE_CONCURRENCIES", "1,4,16").split(",")
+)
 DEFAULT_CONCURRENCY = 16
 
 
@@ -161,51 +165,24 @@ def _burst(
     )
 
 
-def _machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} cores, {model}, Python {platform.python_version()}"
-
-
-def _write_report(bursts: list[Burst]) -> None:
-    start, end = "<!-- bridge-burst:start -->", "<!-- bridge-burst:end -->"
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+def _report(bursts: list[Burst]) -> None:
     rows = []
     for burst in bursts:
-        p50 = statistics.median(burst.latencies)
-        p95 = statistics.quantiles(burst.latencies, n=20)[18]
-        marker = " (default)" if burst.concurrency == DEFAULT_CONCURRENCY else ""
         rows.append(
-            f"| {when} | {burst.concurrency}{marker} | {ALERTS} | {burst.created} | "
-            f"{burst.unmapped} | **{burst.seconds:.2f} s** | {burst.rate:.0f} | "
-            f"{p50 * 1000:.0f} ms | {p95 * 1000:.0f} ms | {burst.resend_seconds:.2f} s |"
+            {
+                "concurrency": burst.concurrency,
+                "default": burst.concurrency == DEFAULT_CONCURRENCY,
+                "alerts": ALERTS,
+                "created": burst.created,
+                "unmapped": burst.unmapped,
+                "wall_s": round(burst.seconds, 2),
+                "alerts_per_s": round(burst.rate),
+                "p50_request_ms": round(statistics.median(burst.latencies) * 1000),
+                "p95_request_ms": round(statistics.quantiles(burst.latencies, n=20)[18] * 1000),
+                "resend_s": round(burst.resend_seconds, 2),
+            }
         )
-    section = "\n".join(
-        [
-            start,
-            f"Last run: {when}, on {_machine()}; local control plane: kube-apiserver "
-            f"{KUBERNETES_VERSION}, etcd {ETCD_VERSION}, all on the same machine as the bridge "
-            f"and the load generator ({SENDERS} requests in flight).",
-            "",
-            "| date | bridge concurrency | alerts | Incidents created | unmapped | wall time "
-            "| alerts/s | p50 request | p95 request | resend of all 1,000 |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-            *rows,
-            end,
-        ]
-    )
-    text = REPORT.read_text() if REPORT.exists() else ""
-    if start in text and end in text:
-        text = text[: text.index(start)] + section + text[text.index(end) + len(end) :]
-    else:
-        text = (text.rstrip() + "\n\n" if text else "# Benchmarks\n\n") + section + "\n"
-    REPORT.write_text(text)
+    record("bridge_burst", senders=SENDERS, rows=rows)
 
 
 def test_a_burst_of_1000_alerts_is_accounted_for(
@@ -231,4 +208,84 @@ def test_a_burst_of_1000_alerts_is_accounted_for(
             f"({burst.rate:.0f}/s), {burst.created} Incidents, {burst.unmapped} unmapped; "
             f"resent in {burst.resend_seconds:.2f} s"
         )
-    _write_report(bursts)
+    _report(bursts)
+
+
+BIG_GROUPS = 10
+BIG_PER_GROUP = 1000
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+def test_10000_alerts_in_10_groups(
+    cluster: ClusterAccess,
+    crds: None,
+    api_client: client.ApiClient,
+    tmp_path: Path,
+) -> None:
+    namespace = create_namespace(api_client)
+    process, port = _start_bridge(cluster, DEFAULT_CONCURRENCY, tmp_path)
+    try:
+        wait_until(lambda: _healthy(port), timeout=30, what=f"the bridge: {process.log_tail()}")
+        idle = _rss_mib(process.pid)
+        payloads = [
+            webhook(
+                *(
+                    alert(
+                        namespace,
+                        f"big-{group}",
+                        alertname="HighErrorRate",
+                        fingerprint=f"{group:04x}{i:012x}",
+                        labels={"pod": f"big-{group}-{i}"},
+                    )
+                    for i in range(BIG_PER_GROUP)
+                ),
+                group_key=f'{{}}:{{big="{group}"}}',
+            )
+            for group in range(BIG_GROUPS)
+        ]
+        size = max(len(json.dumps(p)) for p in payloads)
+        url = f"http://127.0.0.1:{port}/api/v1/alerts"
+        peak = [idle]
+        done = threading.Event()
+
+        def sample() -> None:
+            while not done.is_set():
+                peak[0] = max(peak[0], _rss_mib(process.pid))
+                done.wait(0.05)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        seconds, answers = asyncio.run(_send_all(url, payloads))
+        resend_seconds, resent = asyncio.run(_send_all(url, payloads))
+        done.set()
+        sampler.join()
+        after = _rss_mib(process.pid)
+    finally:
+        process.stop()
+    statuses = [status for status, _, _ in answers]
+    stored = list_incidents(api_client, namespace)
+    recorded_alerts = [len(i["spec"]["source"].get("alerts") or []) for i in stored]
+    record(
+        "bridge_big_groups",
+        alerts=BIG_GROUPS * BIG_PER_GROUP,
+        groups=BIG_GROUPS,
+        payload_bytes=size,
+        statuses=sorted(set(statuses)),
+        incidents=len(stored),
+        recorded_alerts_per_incident=max(recorded_alerts, default=0),
+        wall_s=round(seconds, 2),
+        resend_s=round(resend_seconds, 2),
+        resend_statuses=sorted({status for status, _, _ in resent}),
+        rss_idle_mib=idle,
+        rss_peak_mib=peak[0],
+        rss_after_mib=after,
+    )
+    assert statuses == [200] * BIG_GROUPS
+    assert len(stored) == BIG_GROUPS
+    delete_namespace(api_client, namespace)
