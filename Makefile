@@ -67,6 +67,12 @@ $(VENV_STAMP): $(LOCK) pyproject.toml $(UV)
 	  $(UV) pip sync --quiet --python $(PYTHON) --require-hashes $(LOCK)
 	@# Then the project itself, editable, with the lock's setuptools (nothing fetched).
 	@$(UV) pip install --quiet --python $(PYTHON) --no-deps --no-build-isolation -e .
+	@# A dependency added to pyproject.toml but not to the lock: say so now, not as an
+	@# ImportError in a test. (Offline, no cache: only what .venv holds may satisfy it.)
+	@$(UV) pip install --dry-run --offline --no-cache --python $(PYTHON) --no-build-isolation \
+	  -e '.[dev]' 2>&1 | grep -v -e '^ [-+] mitigator' | grep -e '^ + ' -e 'unsatisfiable' \
+	  -e 'error' && { echo "$(LOCK) does not cover pyproject.toml: run make lock" >&2; \
+	  exit 1; } || true
 	@touch $@
 
 # Keeps the pinned versions unless pyproject.toml asks otherwise; UPGRADE=1 takes the newest.
