@@ -41,9 +41,11 @@ COMMANDS = (
     "kubectl",
     "kwok",
 )
-# How long each step took on an idle 2-core machine with empty Go caches, for the first
-# estimate; afterwards the last measured time on this machine (build-times.json) is used.
-FIRST_ESTIMATE_SECONDS = {"download": 60.0, "compile": 420.0}
+# The first estimate, for empty Go caches on an idle 2-core machine: the download took 24 s,
+# the compile 11m55s of CPU time (so about 7 min on two idle cores; on a busy machine longer,
+# which is why progress lines show the load). Afterwards the last measured time on this
+# machine (build-times.json) is the estimate.
+FIRST_ESTIMATE_SECONDS = {"download": 30.0, "compile": 420.0}
 PROGRESS_EVERY_SECONDS = 20.0
 # kwok's own stage files (shipped in its module): node initialise + heartbeat, pod lifecycle.
 KWOK_STAGES = (
@@ -198,10 +200,12 @@ def _run_step(
             proc.wait(timeout=PROGRESS_EVERY_SECONDS)
             break
         except subprocess.TimeoutExpired:
-            done = f", {compiled[0]}/{packages} packages" if packages else ""
+            done = f", {compiled[0]} of up to {packages} packages compiled" if packages else ""
+            load = os.getloadavg()[0]
             say(
                 f"localkube: ... {step}: {_minutes(time.monotonic() - started)} so far{done}, "
-                f"expected about {_minutes(expected)} in all"
+                f"expected about {_minutes(expected)} in all (load {load:.1f} on "
+                f"{os.cpu_count()} cores)"
             )
     for reader in readers:
         reader.join()
