@@ -48,7 +48,8 @@ UV := $(UV_ENV)/bin/uv
 export UV_CACHE_DIR := $(CACHE)/uv
 export UV_PYTHON_DOWNLOADS := never
 
-$(UV): requirements/uv.txt
+# Order-only: the path names the version, so only a missing uv (or a new version) installs it.
+$(UV): | requirements/uv.txt
 	@$(BASE_PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
 	  echo "installing Debian package python3-venv (python3 -m venv needs it)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
@@ -59,7 +60,7 @@ $(UV): requirements/uv.txt
 	    --no-deps -r requirements/uv.txt
 
 venv: $(VENV_STAMP)
-$(VENV_STAMP): $(LOCK) pyproject.toml $(UV)
+$(VENV_STAMP): $(LOCK) pyproject.toml | $(UV)
 	@test -x $(PYTHON) || $(UV) venv --quiet --python $(BASE_PYTHON) $(VENV)
 	@rm -f $(VENV)/.installed-*
 	@# Exactly the lock: its versions and hashes, nothing resolved here, nothing else kept.
