@@ -41,11 +41,11 @@ COMMANDS = (
     "kubectl",
     "kwok",
 )
-# The first estimate, for empty Go caches on a 2-core machine: the download took 24 s, the
-# compile 9m50s of CPU time, so between 5 and 10 min of wall time on two idle cores (longer
-# on a busy machine, which is why progress lines show the load). Afterwards the last measured
+# The first estimate, for empty Go caches on a 2-core machine at load 2-4: the download took
+# 11 s, the compile 4m55s (9m07s of CPU time); longer on a busy machine, which is why
+# progress lines show the load. Afterwards the last measured
 # time on this machine (build-times.json) is the estimate.
-FIRST_ESTIMATE_SECONDS = {"download": 30.0, "compile": 540.0}
+FIRST_ESTIMATE_SECONDS = {"download": 20.0, "compile": 300.0}
 PROGRESS_EVERY_SECONDS = 20.0
 # kwok's own stage files (shipped in its module): node initialise + heartbeat, pod lifecycle.
 KWOK_STAGES = (
@@ -141,7 +141,7 @@ def _build(out: Path, *, log: bool) -> None:
                 "-v",
                 "-trimpath",
                 # -w drops the debug info at link time anyway; not making it at all saves a
-                # sixth of the compile's CPU time (590 s instead of 715 s, cold).
+                # sixth of the compile's CPU time (cold: 590 s instead of 715 s).
                 "-gcflags=all=-dwarf=false",
                 f"-ldflags={_ldflags()}",
                 "-o",
@@ -174,7 +174,7 @@ class _Times:
     def expected(self, step: str) -> tuple[float, str]:
         if step in self.seen:
             return self.seen[step], "as last time on this machine"
-        return FIRST_ESTIMATE_SECONDS[step], "on an idle 2-core machine (a first estimate)"
+        return FIRST_ESTIMATE_SECONDS[step], "on a quiet 2-core machine (a first estimate)"
 
     def record(self, step: str, seconds: float) -> None:
         self.seen[step] = round(seconds)
