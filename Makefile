@@ -1,15 +1,27 @@
 # mitigator: `make demo` runs the main job, `make test` runs the whole suite.
-# Both install what they need (Debian packages, Python packages, the Go-built control plane).
+# Both install what they need: Debian packages, the project's own virtual environment (.venv,
+# from the committed lock requirements/dev.lock) and the Go-built control plane. The machine's
+# own Python is never installed into; `make test` checks that.
 SHELL := /bin/bash
-PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+# The interpreter that creates .venv: python3 on PATH, leaving out .venv/bin that goes on it below.
+BASE_PYTHON := $(shell PATH="$$(tr : '\n' <<<"$$PATH" | grep -vx '$(VENV)/bin' | paste -sd:)" \
+  command -v python3)
+PYTHON := $(VENV)/bin/python
+LOCK := requirements/dev.lock
+# Every recipe and the scripts/ they run use the environment's python3, pytest, lint-imports.
+export PATH := $(VENV)/bin:$(PATH)
+export PYTHON
 export GOTOOLCHAIN := local
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/tools:$(CURDIR)
 CACHE := $(or $(MITIGATOR_CACHE),$(HOME)/.cache/mitigator)
 PYTEST := $(PYTHON) -m pytest -p no:cacheprovider
-DEPS_STAMP := $(CACHE)/stamps/deps-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
+# Reinstall when the lock or the project's metadata changes; removing .venv starts afresh.
+VENV_STAMP := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml | sha256sum | cut -c1-12)
+PROGRESS := scripts/progress.sh
 
-.PHONY: help deps build lint unit integration e2e test test-existing-cluster bench \
-        cluster-up cluster-down demo demo-down clean
+.PHONY: help deps debian venv lock build lint unit integration e2e test test-suite \
+        test-existing-cluster bench cluster-up cluster-down demo demo-down clean clean-cache
 
 help:
 	@echo "make demo          local control plane + service + bad deploy, operator mitigates it"
@@ -17,16 +29,63 @@ help:
 	@echo "make cluster-up    leave a local control plane running (prints export KUBECONFIG=...)"
 	@echo "make cluster-down  stop it"
 	@echo "make bench         benchmarks; figures go to docs/BENCHMARKS.md"
+	@echo "make lock          refresh requirements/dev.lock (UPGRADE=1: newest allowed versions)"
+	@echo "make clean-cache   remove .venv and the control plane's caches (see README)"
 
-deps: $(DEPS_STAMP)
-$(DEPS_STAMP): pyproject.toml
-	@command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || { \
-	  echo "installing Debian packages prometheus, prometheus-alertmanager"; \
+deps: debian venv
+
+debian:
+	@command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null || \
+	  $(PROGRESS) "installing Debian packages prometheus, prometheus-alertmanager" 60 -- \
+	    bash -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends prometheus prometheus-alertmanager >/dev/null'
+
+# ---------------------------------------------------------------- the project's environment
+# uv installs the lock (seconds, where pip took minutes) and refreshes it; it runs from a small
+# environment of its own in the cache, itself installed from a hash-pinned requirements/uv.txt.
+UV_ENV := $(CACHE)/tools/uv-$(shell grep -o '^uv==[^ ]*' requirements/uv.txt | cut -d= -f3)
+UV := $(UV_ENV)/bin/uv
+export UV_CACHE_DIR := $(CACHE)/uv
+export UV_PYTHON_DOWNLOADS := never
+
+# Order-only: the path names the version, so only a missing uv (or a new version) installs it.
+$(UV): | requirements/uv.txt
+	@$(BASE_PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "installing Debian package python3-venv (python3 -m venv needs it)"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	    --no-install-recommends prometheus prometheus-alertmanager >/dev/null; }
-	$(PYTHON) -m pip install -q --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
-	@mkdir -p $(dir $@) && touch $@
+	    --no-install-recommends python3-venv >/dev/null; }
+	@rm -rf $(UV_ENV) && $(BASE_PYTHON) -m venv $(UV_ENV)
+	@$(PROGRESS) "installing uv (the installer) into $(UV_ENV)" 20 -- \
+	  $(UV_ENV)/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+	    --no-deps -r requirements/uv.txt
 
+venv: $(VENV_STAMP)
+$(VENV_STAMP): $(LOCK) pyproject.toml | $(UV)
+	@test -x $(PYTHON) || $(UV) venv --quiet --python $(BASE_PYTHON) $(VENV)
+	@rm -f $(VENV)/.installed-*
+	@# Exactly the lock: its versions and hashes, nothing resolved here, nothing else kept.
+	@$(PROGRESS) "installing Python packages into .venv from $(LOCK)" 30 -- \
+	  $(UV) pip sync --quiet --python $(PYTHON) --require-hashes $(LOCK)
+	@# Then the project itself, editable, with the lock's setuptools (nothing fetched).
+	@$(UV) pip install --quiet --python $(PYTHON) --no-deps --no-build-isolation -e .
+	@# A dependency added to pyproject.toml but not to the lock: say so now, not as an
+	@# ImportError in a test. (Offline, no cache: only what .venv holds may satisfy it.)
+	@$(UV) pip install --dry-run --offline --no-cache --python $(PYTHON) --no-build-isolation \
+	  -e '.[dev]' 2>&1 | grep -v -e '^ [-+] mitigator' | grep -e '^ + ' -e 'unsatisfiable' \
+	  -e 'error' && { echo "$(LOCK) does not cover pyproject.toml: run make lock" >&2; \
+	  exit 1; } || true
+	@touch $@
+
+# Keeps the pinned versions unless pyproject.toml asks otherwise; UPGRADE=1 takes the newest.
+LOCK_FLAGS = --universal --python-version 3.11 --generate-hashes \
+  --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) --quiet
+lock: $(UV)
+	$(UV) pip compile pyproject.toml requirements/build.in --extra dev $(LOCK_FLAGS) -o $(LOCK)
+	$(UV) pip compile requirements/uv.in $(LOCK_FLAGS) -o requirements/uv.txt
+	@# The image's lock (Dockerfile): the runtime dependencies alone, at the dev lock's versions.
+	$(UV) pip compile pyproject.toml -c $(LOCK) $(LOCK_FLAGS) -o requirements/runtime.txt
+
+# ---------------------------------------------------------------- build, lint, tests
 build: deps
 	$(PYTHON) -m localkube build
 
@@ -34,8 +93,8 @@ lint: deps
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
-	lint-imports
-	hadolint Dockerfile
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/hadolint Dockerfile
 
 unit: deps
 	$(PYTEST) tests/unit -q
@@ -46,8 +105,22 @@ integration: build
 e2e: build
 	$(PYTEST) tests/e2e -q
 
-test: build lint
-	$(PYTEST) tests -q --durations=15
+# The whole suite, and proof that it left the machine's own Python as it found it.
+test:
+	@scripts/system-python-unchanged.sh $(MAKE) --no-print-directory test-suite
+
+# The fault tier (tests/faults) kills and restarts its own control plane: it runs beside the
+# rest of the suite (one control plane each), its output printed when both are done.
+FAULTS_LOG := $(CACHE)/logs/faults.log
+test-suite: build lint
+	@mkdir -p $(dir $(FAULTS_LOG))
+	@$(PYTEST) tests/faults -q --durations=5 >$(FAULTS_LOG) 2>&1 & faults=$$!; \
+	  $(PYTEST) tests -q --durations=15 --ignore=tests/faults; suite=$$?; \
+	  wait $$faults; faulted=$$?; \
+	  echo "---------------- tests/faults (beside the rest) ----------------"; \
+	  cat $(FAULTS_LOG); \
+	  echo "suite exit $$suite, fault tier exit $$faulted"; \
+	  test $$suite -eq 0 -a $$faulted -eq 0
 	$(MAKE) --no-print-directory test-existing-cluster
 
 # The suite against a cluster it did not start (as on kind): proves MITIGATOR_TEST_KUBECONFIG.
@@ -67,14 +140,19 @@ bench: build
 cluster-up: build
 	@$(PYTHON) -m localkube up
 
-cluster-down:
+cluster-down: venv
 	@$(PYTHON) -m localkube down
 
 demo: build
 	$(PYTHON) -m localkube.demo
 
-demo-down:
+demo-down: venv
 	$(PYTHON) -m localkube.demo --down
 
 clean:
 	rm -rf build *.egg-info .mypy_cache .ruff_cache
+
+# What a first run made for this project; the next `make demo` pays the first-run cost again.
+# Go's module and build caches are shared with every Go project: README says how to clear them.
+clean-cache:
+	rm -rf $(VENV) $(CACHE)

@@ -30,7 +30,9 @@ def _build(_: argparse.Namespace) -> int:
         return 1
     print(f"localkube: binaries in {out} ({time.monotonic() - started:.0f}s)")
     for path in sorted(out.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
+        if path.is_symlink():
+            print(f"  {path.name:28} -> {os.readlink(path)}")
+        elif path.is_file() and not path.name.startswith("."):
             print(f"  {path.name:28} {path.stat().st_size / 2**20:7.1f} MiB")
     return 0
 

@@ -1,9 +1,14 @@
-"""Generate the Go modules that build the local control plane.
+"""Generate the Go module that builds the local control plane as one multi-call binary.
+
+One module requires k8s.io/kubernetes, etcd's server and kwok at the pinned versions, so
+their shared dependencies (client-go, apimachinery, grpc, etcd's client, ...) resolve to one
+version each and compile once. Go's minimal version selection takes the highest version any
+of them asks for; moved-versions.txt lists which shared modules moved for which project.
 
 k8s.io/kubernetes replaces its staging modules (k8s.io/api, k8s.io/client-go, ...) with
 paths inside its own repository. A module that depends on it must replace each of them with
 the published v0.<minor>.<patch> tag instead. The list is read from the upstream go.mod so
-that a version bump is one edit of VERSIONS, not forty.
+that a version bump is one edit of localkube/versions.py, not forty.
 
 Run: python tools/localkube/go/generate.py   (then commit go.mod and go.sum)
 """
@@ -24,8 +29,6 @@ from localkube.versions import ETCD_VERSION, KUBERNETES_VERSION, KWOK_VERSION  #
 
 GO_ENV = {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
 
-KUBERNETES_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-
 
 def _go(*args: str, cwd: Path) -> str:
     return subprocess.run(
@@ -45,75 +48,49 @@ def staging_replacements(upstream_gomod: str, staging_version: str) -> list[str]
     return [f"{m} => {m} {staging_version}" for m in sorted(replaced & required)]
 
 
-def _tools_go(imports: str) -> str:
-    return (
-        "//go:build tools\n\n// Package tools pins the commands this module builds.\n"
-        f"package tools\n\nimport (\n{imports})\n"
-    )
-
-
-ETCD_MAIN_GO = """// Command etcd is etcd's own server entry point, built from go.etcd.io/etcd/server/v3.
-package main
-
-import (
-\t"os"
-
-\t"go.etcd.io/etcd/server/v3/etcdmain"
-)
-
-func main() {
-\tetcdmain.Main(os.Args)
-}
-"""
-
-
-def _write_module(
-    directory: Path, *, module: str, go_line: str, body: str, source: tuple[str, str]
-) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "go.mod").write_text(f"module {module}\n\n{go_line}\n\n{body}")
-    filename, text = source
-    (directory / filename).write_text(text)
-    _go("mod", "tidy", cwd=directory)
-
-
-def _go_line(upstream_gomod: str) -> str:
+def _go_version(upstream_gomod: str) -> tuple[int, ...]:
     match = re.search(r"^go (\S+)$", upstream_gomod, re.M)
     assert match, "upstream go.mod has no go directive"
-    return f"go {match.group(1)}"
+    return tuple(int(part) for part in match.group(1).split("."))
+
+
+def _requirements(gomod: str) -> dict[str, str]:
+    return dict(re.findall(r"^\s*([\w.~/-]+) (v\S+)(?: // indirect)?$", gomod, re.M))
 
 
 def main() -> None:
-    kube = _upstream_gomod("k8s.io/kubernetes", f"v{KUBERNETES_VERSION}")
+    upstream = {
+        "k8s.io/kubernetes": (f"v{KUBERNETES_VERSION}", ""),
+        "go.etcd.io/etcd/server/v3": (f"v{ETCD_VERSION}", ""),
+        "sigs.k8s.io/kwok": (f"v{KWOK_VERSION}", ""),
+    }
+    gomods = {module: _upstream_gomod(module, version) for module, (version, _) in upstream.items()}
     staging = "v0." + KUBERNETES_VERSION.split(".", 1)[1]
-    replaces = "\n".join(f"\t{line}" for line in staging_replacements(kube, staging))
-    _write_module(
-        HERE / "k8s",
-        module="mitigator.local/localkube/k8s",
-        go_line=_go_line(kube),
-        body=f"require k8s.io/kubernetes v{KUBERNETES_VERSION}\n\nreplace (\n{replaces}\n)\n",
-        source=(
-            "tools.go",
-            _tools_go("".join(f'\t_ "k8s.io/kubernetes/cmd/{c}"\n' for c in KUBERNETES_COMMANDS)),
-        ),
+    replaces = "\n".join(
+        f"\t{line}" for line in staging_replacements(gomods["k8s.io/kubernetes"], staging)
     )
-    etcd = _upstream_gomod("go.etcd.io/etcd/server/v3", f"v{ETCD_VERSION}")
-    _write_module(
-        HERE / "etcd",
-        module="mitigator.local/localkube/etcd",
-        go_line=_go_line(etcd),
-        body=f"require go.etcd.io/etcd/server/v3 v{ETCD_VERSION}\n",
-        source=("main.go", ETCD_MAIN_GO),
+    go_line = ".".join(str(p) for p in max(_go_version(text) for text in gomods.values()))
+    requires = "\n".join(f"\t{module} {version}" for module, (version, _) in upstream.items())
+    (HERE / "go.mod").write_text(
+        f"module mitigator.local/localkube\n\ngo {go_line}\n\n"
+        f"require (\n{requires}\n)\n\nreplace (\n{replaces}\n)\n"
     )
-    kwok = _upstream_gomod("sigs.k8s.io/kwok", f"v{KWOK_VERSION}")
-    _write_module(
-        HERE / "kwok",
-        module="mitigator.local/localkube/kwok",
-        go_line=_go_line(kwok),
-        body=f"require sigs.k8s.io/kwok v{KWOK_VERSION}\n",
-        source=("tools.go", _tools_go('\t_ "sigs.k8s.io/kwok/cmd/kwok"\n')),
+    _go("mod", "tidy", cwd=HERE)
+    # Report what minimal version selection moved: a shared module each project now gets at
+    # a higher version than its own go.mod asked for (a replace directive wins over both).
+    ours = (HERE / "go.mod").read_text()
+    chosen = _requirements(ours) | dict(re.findall(r"^\s*(\S+) => \S+ (v\S+)$", ours, re.M))
+    moved = [
+        f"{project}: {module} {wanted} -> {got}\n"
+        for project, gomod in gomods.items()
+        for module, wanted in sorted(_requirements(gomod).items())
+        if (got := chosen.get(module)) and got != wanted and wanted != "v0.0.0"
+    ]
+    (HERE / "moved-versions.txt").write_text(
+        "# Written by generate.py: shared modules that one module for all three moved to a\n"
+        "# higher version than the project's own go.mod asks for (project: module asked -> got).\n"
+        + "".join(moved)
     )
-
 
 if __name__ == "__main__":
     main()
