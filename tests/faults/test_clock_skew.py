@@ -12,13 +12,12 @@ import pytest
 from kubernetes import client
 
 from tests.support.faults import OperatorProcess
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 WINDOW = timedelta(seconds=3)
 SKEWS = {"future": "2099-01-01T00:00:00Z", "past": "1971-01-01T00:00:00Z"}

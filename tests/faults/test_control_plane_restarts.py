@@ -24,13 +24,12 @@ from localkube.monitoring import Alertmanager
 from localkube.processes import free_port, wait_until
 from tests.support.bridge import list_incidents
 from tests.support.faults import OperatorProcess, TargetWrites, revision
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
 pytestmark = [pytest.mark.cluster, pytest.mark.prometheus]
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 # Long enough for the operator's watches to fail and back off, short for the tier's budget.
 OUTAGE_SECONDS = 6.0

@@ -17,13 +17,12 @@ from kubernetes import client
 
 from mitigator import failpoints
 from tests.support.faults import OperatorProcess, TargetWrites, revision
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, image
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 
 # In the order a run passes them; each one kills the operator once.

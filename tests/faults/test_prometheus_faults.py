@@ -17,13 +17,12 @@ from kubernetes import client
 
 from localkube.monitoring import Prometheus
 from tests.support.faults import FlakyProxy, OperatorProcess, TargetWrites
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 FAULTS = ("down", "slow")
 FAULT_SECONDS = 8.0  # longer than the verification window: missing data must not pass it

@@ -21,14 +21,13 @@ from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
 from mitigator import failpoints
 from tests.support.faults import OperatorProcess, TargetWrites
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, image
 from tests.support.world import kubectl
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 PERSONS = "registry.k8s.io/pause:3.10-hotfix"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 

@@ -32,14 +32,13 @@ from mitigator import ACTIONS_ANNOTATION
 from mitigator.models import MAX_TIMELINE_ENTRIES
 from tests.support.bridge import alert, list_incidents, webhook
 from tests.support.faults import OperatorProcess, TargetWrites
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, deploy_good_then_bad
 from tests.support.objects import GROUP, VERSION, Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 from tests.support.world import kubectl
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 STORM = 50
 MAX_STATUS_BYTES = 64 * 1024
@@ -79,14 +78,7 @@ def test_a_storm_for_one_target_makes_one_mitigation_within_bounds(
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
     custom = client.CustomObjectsApi(fault_api)
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
-    wait_rollout(apps, namespace, "web")
-    apps.patch_namespaced_deployment(
-        "web",
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace)
     resources.create(
         policy_manifest("web", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}])
     )

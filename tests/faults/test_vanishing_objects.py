@@ -13,13 +13,12 @@ from kubernetes.client.rest import ApiException
 
 from localkube.processes import wait_until
 from tests.support.faults import OperatorProcess, TargetWrites
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import GROUP, VERSION, Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 EVIDENCE_RULE = {"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": [{"rollback": {}}]}
 

@@ -11,13 +11,12 @@ import pytest
 from kubernetes import client
 
 from localkube.processes import wait_until
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator", "gitops_crds")]
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 ARGO = ("argoproj.io", "v1alpha1", "applications")
 FLUX = ("kustomize.toolkit.fluxcd.io", "v1", "kustomizations")
 

@@ -27,7 +27,15 @@ from kubernetes.client.rest import ApiException
 
 from localkube.monitoring import Prometheus
 from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name
-from tests.support.kube import create_namespace, delete_namespace, deployment_manifest, wait_rollout
+from tests.support.kube import (
+    BAD,
+    GOOD,
+    create_namespace,
+    delete_namespace,
+    deploy_good_then_bad,
+    deployment_manifest,
+    wait_rollout,
+)
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 from tests.support.secret_grants import grant_secrets
@@ -45,7 +53,6 @@ pytestmark = pytest.mark.cluster
 OVERLAYS = ("cluster-wide", "namespaced")
 WATCHED = "luminamind"  # the namespaced overlay's example watched namespace
 CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition"}
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 
 
 @dataclass
@@ -201,14 +208,7 @@ def test_the_operator_as_the_overlays_service_account_mitigates_and_is_refused_t
     kubeconfig, as_operator = _as(cluster, token, tmp_path)
     apps = client.AppsV1Api(api_client)
     resources = Resources(api_client, namespace)
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
-    wait_rollout(apps, namespace, "web")
-    apps.patch_namespaced_deployment(
-        "web",
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace)
     resources.create(
         policy_manifest(
             "runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}]

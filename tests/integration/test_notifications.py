@@ -12,14 +12,13 @@ import pytest
 from kubernetes import client
 
 from localkube.processes import free_port, wait_until
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, deploy_good_then_bad
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 from tests.support.world import remember_secret
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator")]
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345"
 
 
@@ -44,14 +43,7 @@ def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(
     core.create_namespaced_secret(
         namespace, _secret("pagerduty", {"url": f"{url}/v2/enqueue", "routing-key": ROUTING_KEY})
     )
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
-    wait_rollout(apps, namespace, "web")
-    apps.patch_namespaced_deployment(
-        "web",
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace)
     resources.create(
         policy_manifest(
             "paging",

@@ -20,7 +20,7 @@ from kubernetes import client
 from localkube.monitoring import Prometheus
 from localkube.processes import free_port, wait_until
 from localkube.testing import ClusterAccess
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deploy_good_then_bad
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 from tests.support.secret_grants import grant_secrets
@@ -33,8 +33,6 @@ from tests.support.world import (
 )
 
 pytestmark = pytest.mark.cluster
-
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 
 
 def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
@@ -78,14 +76,7 @@ def test_closed_loop_is_logged_as_json_counted_in_metrics_and_keeps_its_secrets(
     token_file.write_text(bearer)
     remember_secret(hook_token, bearer)
 
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
-    wait_rollout(apps, namespace, "web")
-    apps.patch_namespaced_deployment(
-        "web",
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace)
     resources.create(
         policy_manifest(
             "runbooks",

@@ -9,13 +9,12 @@ import pytest
 from kubernetes import client
 
 from localkube.processes import free_port, wait_until
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, container_env, image
 
 pytestmark = [pytest.mark.cluster, pytest.mark.usefixtures("operator")]
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 HEALTHY, FAILING, SLOW = (0.0, 0.2), (0.25, 0.3), (0.0, 25.0)
 
 

@@ -14,14 +14,13 @@ from kubernetes import client
 
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deploy_good_then_bad
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, image
 from tests.support.world import start_operator
 
 pytestmark = pytest.mark.cluster
 
-GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.10-bad"
 REVISION = "deployment.kubernetes.io/revision"
 
 
@@ -53,14 +52,7 @@ def test_action_is_applied_once_across_an_operator_crash(
     namespace = own_namespace
     apps = client.AppsV1Api(api_client)
     resources = Resources(api_client, namespace)
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
-    wait_rollout(apps, namespace, "web")
-    apps.patch_namespaced_deployment(
-        "web",
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace)
     resources.create(
         policy_manifest(
             "runbooks", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}]

@@ -11,6 +11,8 @@ from localkube.processes import wait_until
 from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+# The runbook's bad deploy: the same image under a tag the responders treat as broken.
+GOOD, BAD = PAUSE_IMAGE, f"{PAUSE_IMAGE}-bad"
 
 
 def deployment_manifest(
@@ -99,3 +101,15 @@ def delete_namespace(api_client: client.ApiClient, name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def deploy_good_then_bad(apps: client.AppsV1Api, namespace: str, name: str = "web") -> None:
+    """A Deployment rolled out at GOOD, then at BAD (revision 2): what a rollback undoes."""
+    apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
+    wait_rollout(apps, namespace, name)
+    apps.patch_namespaced_deployment(
+        name,
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
+    )
+    wait_rollout(apps, namespace, name)

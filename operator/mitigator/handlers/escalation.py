@@ -225,6 +225,57 @@ def _report(
     )
 
 
+@dataclass(frozen=True)
+class _About:
+    """The incident a notice is about, and where it is sent from and reported."""
+
+    body: kopf.Body
+    meta: kopf.Meta
+    incident: IncidentStatus
+    target: str
+    cluster: Cluster
+    settings: OperatorSettings
+    context: dict[str, Any]
+
+
+def _attempt(
+    kind: NoticeKind,
+    level: EscalationLevel,
+    current: EscalationStatus | None,
+    *,
+    now: datetime,
+    about: _About,
+) -> EscalationStatus:
+    """One delivery attempt for one level: sent, then recorded in status, an Event, a log line."""
+    delivery, outcome = _notify(
+        kind,
+        level,
+        meta=about.meta,
+        incident=about.incident,
+        target=about.target,
+        cluster=about.cluster,
+        settings=about.settings,
+    )
+    if kind == "trigger" and delivery and delivery.delivered:
+        failpoints.crash_if_armed(failpoints.DURING_ESCALATION_DELIVERY)  # crash tests
+    delivered = delivery.delivered if delivery else True
+    error = delivery.error if delivery else None
+    if kind == "resolve":
+        assert current is not None  # a resolve notice follows a delivered trigger
+        recorded = record_resolve(current, level, now=now, delivered=delivered, error=error)
+    else:
+        recorded = record_notification(current, level, now=now, delivered=delivered, error=error)
+    _report(
+        about.body,
+        kind=kind,
+        level=level,
+        delivery=delivery,
+        outcome=outcome,
+        context=about.context,
+    )
+    return recorded
+
+
 def escalate(
     *,
     spec: kopf.Spec,
@@ -264,36 +315,13 @@ def escalate(
         "target": target,
         "phase": incident.phase.value if incident.phase else None,
     }
+    about = _About(body, meta, incident, target, cluster, settings, context)
     current: EscalationStatus | None = incident.escalation
     changed = False
     if incident.phase is Phase.RESOLVED:
         for level in resolve_due(policy.escalation, current, now=now):
-            assert current is not None
-            delivery, outcome = _notify(
-                "resolve",
-                level,
-                meta=meta,
-                incident=incident,
-                target=target,
-                cluster=cluster,
-                settings=settings,
-            )
-            current = record_resolve(
-                current,
-                level,
-                now=now,
-                delivered=delivery.delivered if delivery else True,
-                error=delivery.error if delivery else None,
-            )
+            current = _attempt("resolve", level, current, now=now, about=about)
             changed = True
-            _report(
-                body,
-                kind="resolve",
-                level=level,
-                delivery=delivery,
-                outcome=outcome,
-                context=context,
-            )
         if current is not None and not resolve_pending(policy.escalation, current):
             current = current.model_copy(update={"resolved_notices_done": True})
             changed = True
@@ -306,33 +334,8 @@ def escalate(
             escalated=incident.phase is Phase.ESCALATED,
         )
         for level in due.due:
-            delivery, outcome = _notify(
-                "trigger",
-                level,
-                meta=meta,
-                incident=incident,
-                target=target,
-                cluster=cluster,
-                settings=settings,
-            )
-            if delivery and delivery.delivered:
-                failpoints.crash_if_armed(failpoints.DURING_ESCALATION_DELIVERY)  # crash tests
-            current = record_notification(
-                current,
-                level,
-                now=now,
-                delivered=delivery.delivered if delivery else True,
-                error=delivery.error if delivery else None,
-            )
+            current = _attempt("trigger", level, current, now=now, about=about)
             changed = True
-            _report(
-                body,
-                kind="trigger",
-                level=level,
-                delivery=delivery,
-                outcome=outcome,
-                context=context,
-            )
     if changed and current is not None:
         patch.status["escalation"] = current.to_api_dict()
 
