@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client
 
 from tests.support.faults import OperatorProcess
-from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
+from tests.support.kube import BAD, deploy_good_then_bad
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
@@ -51,14 +51,7 @@ def test_alert_timestamps_far_off_neither_stall_nor_skip_verification(
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
     for name in SKEWS:
-        apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
-        wait_rollout(apps, namespace, name)
-        apps.patch_namespaced_deployment(
-            name,
-            namespace,
-            {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-        )
-        wait_rollout(apps, namespace, name)
+        deploy_good_then_bad(apps, namespace, name)
         resources.create(
             policy_manifest(
                 name,

@@ -24,7 +24,7 @@ from localkube.monitoring import Alertmanager
 from localkube.processes import free_port, wait_until
 from tests.support.bridge import list_incidents
 from tests.support.faults import OperatorProcess, TargetWrites, revision
-from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
+from tests.support.kube import BAD, deploy_good_then_bad
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
@@ -35,17 +35,6 @@ HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 OUTAGE_SECONDS = 6.0
 GROUPS = 10
 COMPONENTS = ["kube-apiserver", "etcd"]
-
-
-def _deploy_bad(apps: client.AppsV1Api, namespace: str, name: str) -> None:
-    apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
-    wait_rollout(apps, namespace, name)
-    apps.patch_namespaced_deployment(
-        name,
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, name)
 
 
 def _health(dep: dict[str, Any]) -> tuple[float, float]:
@@ -93,7 +82,7 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
     for name in ("during", "after"):
-        _deploy_bad(apps, namespace, name)
+        deploy_good_then_bad(apps, namespace, name)
         resources.create(
             policy_manifest(
                 name,

@@ -17,7 +17,7 @@ from kubernetes import client
 
 from mitigator import failpoints
 from tests.support.faults import OperatorProcess, TargetWrites, revision
-from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deploy_good_then_bad, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, image
 
@@ -37,15 +37,11 @@ MITIGATION_POINTS = [
 
 
 def _deploy(apps: client.AppsV1Api, namespace: str, name: str, *, bad: bool) -> None:
+    if bad:
+        deploy_good_then_bad(apps, namespace, name)
+        return
     apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
     wait_rollout(apps, namespace, name)
-    if bad:
-        apps.patch_namespaced_deployment(
-            name,
-            namespace,
-            {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-        )
-        wait_rollout(apps, namespace, name)
 
 
 def test_killed_at_every_step_each_action_once_and_each_escalation_recorded_once(

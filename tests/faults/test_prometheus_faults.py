@@ -17,7 +17,7 @@ from kubernetes import client
 
 from localkube.monitoring import Prometheus
 from tests.support.faults import FlakyProxy, OperatorProcess, TargetWrites
-from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
+from tests.support.kube import BAD, deploy_good_then_bad
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
@@ -39,17 +39,6 @@ def proxies(prometheus: Prometheus) -> Iterator[dict[str, FlakyProxy]]:
         proxy.close()
 
 
-def _deploy_bad(apps: client.AppsV1Api, namespace: str, name: str) -> None:
-    apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
-    wait_rollout(apps, namespace, name)
-    apps.patch_namespaced_deployment(
-        name,
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, name)
-
-
 def _health(dep: dict[str, Any]) -> tuple[float, float]:
     return FAILING if image(dep) == BAD else HEALTHY
 
@@ -58,7 +47,7 @@ def _setup(
     apps: client.AppsV1Api, resources: Resources, namespace: str, proxies: dict[str, FlakyProxy]
 ) -> None:
     for fault, proxy in proxies.items():
-        _deploy_bad(apps, namespace, fault)
+        deploy_good_then_bad(apps, namespace, fault)
         resources.create(
             policy_manifest(
                 fault,

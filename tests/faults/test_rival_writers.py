@@ -21,7 +21,7 @@ from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
 from mitigator import failpoints
 from tests.support.faults import OperatorProcess, TargetWrites
-from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
+from tests.support.kube import BAD, GOOD, deploy_good_then_bad, deployment_manifest, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest, timeline_events
 from tests.support.responder import Responder, image
 from tests.support.world import kubectl
@@ -115,10 +115,7 @@ def test_a_person_undoing_the_mitigation_is_detected_and_escalated_not_fought(
 ) -> None:
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
-    apps.create_namespaced_deployment(namespace, deployment_manifest("web", image=GOOD))
-    wait_rollout(apps, namespace, "web")
-    _set_image(apps, namespace, "web", BAD)
-    wait_rollout(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace)
     resources.create(
         policy_manifest(
             "web",

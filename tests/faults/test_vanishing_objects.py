@@ -13,7 +13,7 @@ from kubernetes.client.rest import ApiException
 
 from localkube.processes import wait_until
 from tests.support.faults import OperatorProcess, TargetWrites
-from tests.support.kube import BAD, GOOD, deployment_manifest, wait_rollout
+from tests.support.kube import BAD, deploy_good_then_bad
 from tests.support.objects import GROUP, VERSION, Resources, incident_manifest, policy_manifest
 from tests.support.responder import Responder, image
 
@@ -21,17 +21,6 @@ pytestmark = pytest.mark.cluster
 
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
 EVIDENCE_RULE = {"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": [{"rollback": {}}]}
-
-
-def _deploy_bad(apps: client.AppsV1Api, namespace: str, name: str) -> None:
-    apps.create_namespaced_deployment(namespace, deployment_manifest(name, image=GOOD))
-    wait_rollout(apps, namespace, name)
-    apps.patch_namespaced_deployment(
-        name,
-        namespace,
-        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": BAD}]}}}},
-    )
-    wait_rollout(apps, namespace, name)
 
 
 def _health(dep: dict[str, Any]) -> tuple[float, float]:
@@ -48,7 +37,7 @@ def test_a_target_deleted_mid_incident_fails_it_with_the_reason(
 ) -> None:
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
-    _deploy_bad(apps, namespace, "gone")
+    deploy_good_then_bad(apps, namespace, "gone")
     resources.create(
         policy_manifest("gone", app="gone", rules=[EVIDENCE_RULE], window="30s", timeout="60s")
     )
@@ -78,7 +67,7 @@ def test_a_policy_deleted_or_narrowed_mid_incident_stops_further_actions(
     custom = client.CustomObjectsApi(fault_api)
     names = ("deleted", "narrowed")
     for name in names:
-        _deploy_bad(apps, namespace, name)
+        deploy_good_then_bad(apps, namespace, name)
         resources.create(
             policy_manifest(
                 name,
@@ -134,7 +123,7 @@ def test_a_deleted_namespace_is_let_go(
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
     core = client.CoreV1Api(fault_api)
-    _deploy_bad(apps, namespace, "web")
+    deploy_good_then_bad(apps, namespace, "web")
     resources.create(
         policy_manifest("web", app="web", rules=[EVIDENCE_RULE], window="60s", timeout="120s")
     )
