@@ -182,6 +182,24 @@ def test_no_policy_or_an_invalid_one_escalates_with_the_reason() -> None:
     assert "invalid" in (status.message or "") and world.calls == []
 
 
+def test_a_policy_made_invalid_while_a_step_waits_for_approval_stops_with_its_reason() -> None:
+    world = _world(guardrails={"requireApprovalFor": ["rollback"]})
+    driver = Driver(world, incident())
+    assert driver.tick().phase is Phase.AWAITING_APPROVAL
+    # Valid for the API server, outside the operator's ceilings: Invalid, reason NotAllowed.
+    reason = "guardrails.maxReplicas 500 is above the operator's ceiling of 100"
+    world.policies_ = [PolicyCandidate("runbooks", None, reason, not_allowed=True)]
+    status = driver.tick(approved=True)
+    assert status.phase is Phase.ESCALATED
+    assert status.message == (
+        "stopped before step 0-rollback: policy runbooks, which this Incident followed, is "
+        f"Invalid (NotAllowed): {reason}; no other valid MitigationPolicy covers the target"
+    )
+    assert driver.events()[-1] == "Escalated"
+    assert world.calls == []
+    assert [a.state for a in status.actions or ()] == [ActionState.PENDING] * 2
+
+
 def test_resolution_reverts_what_the_policy_names_newest_first() -> None:
     world = _world(revertOnResolve=["scale"])
     world.outcomes = [ActionOutcome(ActionState.SKIPPED, "no previous revision")]

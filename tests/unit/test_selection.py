@@ -107,3 +107,53 @@ def test_policy_ref(ref: str, chosen: PolicyCandidate | None, reason: str) -> No
     choice = choose_policy([WEB, API, BROKEN], target_labels=LABELS, policy_ref=ref)
     assert choice.policy is chosen
     assert choice.reason == reason
+
+
+NOT_ALLOWED = PolicyCandidate(
+    "web",
+    None,
+    invalid_reason="metrics.prometheusURL http://127.0.0.2:9090 is not allowed by the operator",
+    not_allowed=True,
+)
+
+
+@pytest.mark.parametrize(
+    ("candidates", "reason"),
+    [
+        (
+            [NOT_ALLOWED, BROKEN],
+            "policy web, which this Incident followed, is Invalid (NotAllowed): "
+            "metrics.prometheusURL http://127.0.0.2:9090 is not allowed by the operator; "
+            "no other valid MitigationPolicy covers the target "
+            "(invalid policies ignored: broken)",
+        ),
+        (
+            [PolicyCandidate("web", None, invalid_reason="spec.rules: Field required"), API],
+            "policy web, which this Incident followed, is Invalid (InvalidSpec): "
+            "spec.rules: Field required; no other valid MitigationPolicy covers the target",
+        ),
+        (
+            [API],
+            "policy web, which this Incident followed, no longer exists; "
+            "no other valid MitigationPolicy covers the target",
+        ),
+        (
+            [PolicyCandidate("web", policy(selector={"matchLabels": {"app": "other"}}))],
+            "policy web, which this Incident followed, no longer covers the target's labels; "
+            "no other valid MitigationPolicy covers the target",
+        ),
+    ],
+)
+def test_what_became_of_the_policy_an_incident_followed_is_the_reason(
+    candidates: list[PolicyCandidate], reason: str
+) -> None:
+    choice = choose_policy(candidates, target_labels=LABELS, policy_ref=None, followed="web")
+    assert choice.policy is None
+    assert choice.reason == reason
+
+
+def test_another_valid_policy_still_covers_the_target_when_the_followed_one_lapses() -> None:
+    choice = choose_policy(
+        [NOT_ALLOWED, ALSO_WEB], target_labels=LABELS, policy_ref=None, followed="web"
+    )
+    assert choice.policy is ALSO_WEB

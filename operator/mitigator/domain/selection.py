@@ -45,6 +45,11 @@ class PolicyCandidate:
     # A valid spec that exceeds the operator's ceilings (reason NotAllowed, not InvalidSpec).
     not_allowed: bool = False
 
+    @property
+    def invalid_kind(self) -> str:
+        """The reason of its Invalid condition, as its status says it."""
+        return "NotAllowed" if self.not_allowed else "InvalidSpec"
+
 
 def policy_candidate(
     name: str,
@@ -79,10 +84,13 @@ def choose_policy(
     *,
     target_labels: Mapping[str, str],
     policy_ref: str | None,
+    followed: str | None = None,
 ) -> PolicyChoice:
     """The named policy if ``policyRef`` is set (it must still cover the target: a reference
     never widens a policy's reach); otherwise the one valid policy whose selector matches, the
-    first by name when several do (and the reason says so)."""
+    first by name when several do (and the reason says so). `followed` is the policy the
+    Incident recorded earlier: when nothing covers the target any more, the reason says what
+    became of that one (gone, narrowed, or Invalid and why), which is what a person reads."""
     if policy_ref is not None:
         named = next((c for c in candidates if c.name == policy_ref), None)
         if named is None:
@@ -99,12 +107,30 @@ def choose_policy(
         key=lambda c: c.name,
     )
     if not matching:
-        invalid = [c.name for c in candidates if c.spec is None]
+        invalid = [c.name for c in candidates if c.spec is None and c.name != followed]
         note = f" (invalid policies ignored: {', '.join(sorted(invalid))})" if invalid else ""
-        return PolicyChoice(None, f"no valid MitigationPolicy covers the target{note}")
+        lapsed = _lapsed(candidates, followed)
+        if lapsed is None:
+            return PolicyChoice(None, f"no valid MitigationPolicy covers the target{note}")
+        return PolicyChoice(
+            None, f"{lapsed}; no other valid MitigationPolicy covers the target{note}"
+        )
     if len(matching) > 1:
         others = ", ".join(c.name for c in matching[1:])
         return PolicyChoice(
             matching[0], f"policy {matching[0].name} (first by name; also matching: {others})"
         )
     return PolicyChoice(matching[0], f"policy {matching[0].name} covers the target")
+
+
+def _lapsed(candidates: Sequence[PolicyCandidate], followed: str | None) -> str | None:
+    """What became of the policy an Incident followed and that no longer covers its target."""
+    if followed is None:
+        return None
+    was = f"policy {followed}, which this Incident followed,"
+    named = next((c for c in candidates if c.name == followed), None)
+    if named is None:
+        return f"{was} no longer exists"
+    if named.spec is None:
+        return f"{was} is Invalid ({named.invalid_kind}): {named.invalid_reason}"
+    return f"{was} no longer covers the target's labels"

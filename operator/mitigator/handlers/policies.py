@@ -63,7 +63,7 @@ def policy_status(
         condition = _valid_condition(
             old.get("conditions") or [],
             valid=False,
-            reason="NotAllowed" if candidate.not_allowed else "InvalidSpec",
+            reason=candidate.invalid_kind,
             message=candidate.invalid_reason or "invalid",
             generation=generation,
         )

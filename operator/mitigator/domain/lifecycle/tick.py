@@ -97,6 +97,7 @@ class Tick:
                 self.world.policies(self.view.namespace),
                 target_labels=self.target().labels if labels is None else labels,
                 policy_ref=self.spec.policy_ref.name if self.spec.policy_ref else None,
+                followed=self.view.status.policy,
             )
             chosen = choice.policy
             self._policy = ChosenPolicy(
