@@ -1,7 +1,8 @@
 """What an Incident depends on disappears mid-incident (issue 13, point 6): the target
 Deployment is deleted → Failed with the reason; the policy is deleted or no longer covers the
-target → no further action, and the reason recorded; the namespace is deleted → the operator
-lets go, its finalizers do not hold the namespace."""
+target, or is edited into one the operator finds Invalid (valid for the API server, outside the
+operator's ceilings) → no further action, and the reason recorded; the namespace is deleted →
+the operator lets go, its finalizers do not hold the namespace."""
 
 from __future__ import annotations
 
@@ -110,6 +111,110 @@ def test_a_policy_deleted_or_narrowed_mid_incident_stops_further_actions(
         assert "stopped before step" in status["message"], status["message"]
         assert len(writes.templates()) == 1, f"{name}: nothing may be changed"
         assert not [a for a in status["actions"] if a["state"] == "Applied"]
+
+
+# Valid for the API server's schema, outside the ceilings the tier's operator runs with
+# (tests/support/world.operator_environment: Prometheus on 127.0.0.1 only, maxReplicas <= 100).
+INVALIDATING_EDITS = {
+    "elsewhere": (
+        {"metrics": {"prometheusURL": "http://127.0.0.2:9090"}},
+        "metrics.prometheusURL http://127.0.0.2:9090 is not allowed by the operator",
+    ),
+    "huge": (
+        {"guardrails": {"maxReplicas": 500}},
+        "guardrails.maxReplicas 500 is above the operator's ceiling of 100",
+    ),
+}
+
+
+def test_a_policy_made_invalid_for_the_operator_mid_incident_stops_further_actions(
+    *,
+    fault_api: client.ApiClient,
+    fault_apps: client.AppsV1Api,
+    fault_namespace: str,
+    fault_operator: OperatorProcess,
+    signals: Any,
+) -> None:
+    """The API server accepts the edit; the operator's ceilings do not. Each Incident waits
+    for approval of its step when its policy is edited: approved afterwards, it takes no
+    action, and says which policy lapsed and why."""
+    namespace, apps = fault_namespace, fault_apps
+    resources = Resources(fault_api, namespace)
+    custom = client.CustomObjectsApi(fault_api)
+    for name in INVALIDATING_EDITS:
+        deploy_good_then_bad(apps, namespace, name)
+        resources.create(
+            policy_manifest(
+                name,
+                app=name,
+                rules=[EVIDENCE_RULE],
+                guardrails={"requireApprovalFor": ["rollback"]},
+            )
+        )
+    with (
+        TargetWrites(apps, namespace, "elsewhere") as elsewhere_writes,
+        TargetWrites(apps, namespace, "huge") as huge_writes,
+        Responder(fault_api, signals, namespace=namespace, name="elsewhere", health=_health),
+        Responder(fault_api, signals, namespace=namespace, name="huge", health=_health),
+    ):
+        fault_operator.start()
+        for name in INVALIDATING_EDITS:
+            resources.create(incident_manifest(name, target=name))
+        for name in INVALIDATING_EDITS:
+            resources.wait_phase(name, "AwaitingApproval", "Resolved", "Escalated", "Failed")
+        for name, (edit, _) in INVALIDATING_EDITS.items():
+            custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "mitigationpolicies", name, {"spec": edit}
+            )
+        # The operator wrote Invalid for this generation, so the edit is in what it decides on.
+        valid = {name: _valid_for_its_generation(resources, name) for name in INVALIDATING_EDITS}
+        for name in INVALIDATING_EDITS:
+            resources.patch_incident(name, {"approved": True})
+        done = {
+            name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=30)
+            for name in INVALIDATING_EDITS
+        }
+        replicas = {name: _replicas(apps, namespace, name) for name in INVALIDATING_EDITS}
+    for name, writes in (("elsewhere", elsewhere_writes), ("huge", huge_writes)):
+        _, reason = INVALIDATING_EDITS[name]
+        assert (valid[name]["status"], valid[name]["reason"]) == ("False", "NotAllowed")
+        assert reason in valid[name]["message"], valid[name]
+        status = done[name]["status"]
+        assert status["phase"] == "Escalated", (name, status.get("message"))
+        said = (
+            f"stopped before step 0-rollback: policy {name}, which this Incident followed, "
+            f"is Invalid (NotAllowed): {reason}"
+        )
+        assert said in status["message"], status["message"]
+        last = status["timeline"][-1]
+        assert last["event"] == "Escalated" and said in last["message"], last
+        assert not [a for a in status["actions"] if a["state"] == "Applied"], status["actions"]
+        assert len(writes.templates()) == 1, f"{name}: the template must not change"
+        assert writes.replicas() == [replicas[name]], f"{name}: nor the replicas"
+    assert fault_operator.tracebacks() == [], fault_operator.tail()
+
+
+def _valid_for_its_generation(resources: Resources, name: str) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+
+    def written() -> bool:
+        policy = resources.policy(name)
+        conditions = (policy.get("status") or {}).get("conditions") or []
+        current = [
+            c
+            for c in conditions
+            if c["type"] == "Valid"
+            and c.get("observedGeneration") == policy["metadata"]["generation"]
+        ]
+        seen.update(current[0] if current else {})
+        return bool(current)
+
+    wait_until(written, timeout=30, what=f"policy {name}'s Valid condition for its generation")
+    return seen
+
+
+def _replicas(apps: client.AppsV1Api, namespace: str, name: str) -> int:
+    return int(apps.read_namespaced_deployment(name, namespace).spec.replicas)
 
 
 def test_a_deleted_namespace_is_let_go(
