@@ -7,6 +7,7 @@ process groups so another process (``make cluster-down``) can stop them.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -29,6 +30,8 @@ from localkube.processes import ManagedProcess, free_port, group_members, wait_u
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 SERVICE_CIDR = "10.0.0.0/24"
+# What watches the API server and acts on what it sees (restarted after an etcd restore).
+CONTROLLERS = ("kube-controller-manager", "kube-scheduler", "kwok")
 
 
 @dataclass
@@ -127,14 +130,68 @@ class LocalCluster:
             self._wait_healthy(proc, lambda: _http_ok(f"{self.etcd_url}/health"), timeout=timeout)
         else:
             self._wait_healthy(proc, lambda: True, timeout=timeout)
-        self._wait_healthy(
-            self.component("kube-apiserver"), lambda: self._api_ok("/readyz"), timeout=timeout
-        )
+        apiserver = self.component("kube-apiserver")
+        if apiserver.alive():  # not while it is down on purpose (restore_etcd)
+            self._wait_healthy(apiserver, lambda: self._api_ok("/readyz"), timeout=timeout)
         self._write_state()
 
     def restart_component(self, name: str, *, timeout: float = 90) -> None:
         self.kill_component(name)
         self.start_component(name, timeout=timeout)
+
+    @property
+    def etcd_data_dir(self) -> Path:
+        return self.workdir / "etcd"
+
+    def copy_etcd(self, destination: Path, *, timeout: float = 90) -> None:
+        """A backup of the store as a restore would bring it back: etcd's data directory,
+        copied while etcd is stopped (killed, copied, started again on the same directory)."""
+        self.kill_component("etcd")
+        shutil.copytree(self.etcd_data_dir, destination)
+        self.start_component("etcd", timeout=timeout)
+
+    def restore_etcd(self, backup: Path, *, timeout: float = 90) -> None:
+        """Roll the store back to `backup` (from `copy_etcd`) as a restore should be done: the
+        API server stopped; etcd's data replaced while it is stopped; the revision moved past
+        every resourceVersion a client has seen and compacted there (what `etcdutl snapshot
+        restore --bump-revision --mark-compacted` does), so that every watch from before
+        fails with 410 Gone and lists again instead of waiting for versions the restored
+        store will reuse for other writes; the API server and the controllers (stopped
+        before it) started again. Other clients of the API server (operators) are not
+        restarted: their watches must list again by themselves."""
+        # The controllers go first: one left running would act on its cache of the lost
+        # state as soon as the API server answers (a Deployment controller that remembers a
+        # newer ReplicaSet revision writes a revision that never happened).
+        for name in (*CONTROLLERS, "kube-apiserver"):
+            self.kill_component(name)
+        seen = self._etcd_revision()  # nothing writes now: the newest revision any client saw
+        self.kill_component("etcd")
+        shutil.rmtree(self.etcd_data_dir)
+        shutil.copytree(backup, self.etcd_data_dir)
+        self.start_component("etcd", timeout=timeout)
+        self._bump_and_compact(past=seen)
+        for name in ("kube-apiserver", *CONTROLLERS):
+            self.start_component(name, timeout=timeout)
+
+    def _etcd(self, call: str, body: dict[str, Any]) -> Any:
+        """etcd's v3 API through its JSON gateway on the client URL."""
+        request = urllib.request.Request(
+            f"{self.etcd_url}/v3/{call}", data=json.dumps(body).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def _etcd_revision(self) -> int:
+        key = base64.b64encode(b"/localkube/revision").decode()
+        return int(self._etcd("kv/range", {"key": key})["header"]["revision"])
+
+    def _bump_and_compact(self, *, past: int) -> None:
+        # One write is one revision: write a scratch key until the store is past `past`.
+        key = base64.b64encode(b"/localkube/revision").decode()
+        revision = self._etcd_revision()
+        while revision <= past:
+            revision = int(self._etcd("kv/put", {"key": key, "value": key})["header"]["revision"])
+        self._etcd("kv/compaction", {"revision": revision})
 
     # ---------------------------------------------------------------- components
 
@@ -163,7 +220,7 @@ class LocalCluster:
             [
                 str(bins / "etcd"),
                 "--name=localkube",
-                f"--data-dir={self.workdir / 'etcd'}",
+                f"--data-dir={self.etcd_data_dir}",
                 f"--listen-client-urls={self.etcd_url}",
                 f"--advertise-client-urls={self.etcd_url}",
                 f"--listen-peer-urls=http://127.0.0.1:{peer}",

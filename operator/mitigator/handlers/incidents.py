@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
 from mitigator.domain import Advance, IncidentView, advance
+from mitigator.handlers.freshness import LOST_AFTER_SECONDS, Freshness, freshness
 from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.observing import observe_tick
 from mitigator.handlers.patching import merge_patch
@@ -84,11 +85,22 @@ def tick(
         raise kopf.PermanentError(f"invalid spec: {reason}") from exc
     old_status = dict(status)
     # The timer sees the body of the latest watch event; if our previous write has not
-    # arrived yet, this tick would work from a stale status. Skip it; the next one is fresh.
-    # (kopf's memo for a resource handler is per object.)
-    written = memo.get("sequence", 0)
-    if int(old_status.get("sequence", 0)) < written:
+    # arrived yet, this tick would work from a stale status. Skip it; the next one is fresh,
+    # unless the store lost the write (freshness.py). kopf's memo here is per object.
+    stored = int(old_status.get("sequence", 0))
+    verdict = freshness(memo, stored=stored, now=time.monotonic())
+    if verdict is Freshness.BEHIND:
         return
+    if verdict is Freshness.LOST:
+        logger.warning(
+            "incident %s/%s: its stored status (write %d) stayed behind this process's last "
+            "write for %.0fs: the store lost writes (etcd restored from a backup?); going on "
+            "from the stored status",
+            meta["namespace"],
+            meta["name"],
+            stored,
+            LOST_AFTER_SECONDS,
+        )
     view = IncidentView(
         namespace=str(meta["namespace"]),
         name=str(meta["name"]),
