@@ -150,7 +150,9 @@ class LocalCluster:
         shutil.copytree(self.etcd_data_dir, destination)
         self.start_component("etcd", timeout=timeout)
 
-    def restore_etcd(self, backup: Path, *, timeout: float = 90) -> None:
+    def restore_etcd(
+        self, backup: Path, *, bump_revision: bool = True, timeout: float = 90
+    ) -> None:
         """Roll the store back to `backup` (from `copy_etcd`) as a restore should be done: the
         API server stopped; etcd's data replaced while it is stopped; the revision moved past
         every resourceVersion a client has seen and compacted there (what `etcdutl snapshot
@@ -158,7 +160,8 @@ class LocalCluster:
         fails with 410 Gone and lists again instead of waiting for versions the restored
         store will reuse for other writes; the API server and the controllers (stopped
         before it) started again. Other clients of the API server (operators) are not
-        restarted: their watches must list again by themselves."""
+        restarted: their watches must list again by themselves. `bump_revision=False` is
+        the naive restore (the revision goes back; watches from before are not told)."""
         # The controllers go first: one left running would act on its cache of the lost
         # state as soon as the API server answers (a Deployment controller that remembers a
         # newer ReplicaSet revision writes a revision that never happened).
@@ -169,7 +172,8 @@ class LocalCluster:
         shutil.rmtree(self.etcd_data_dir)
         shutil.copytree(backup, self.etcd_data_dir)
         self.start_component("etcd", timeout=timeout)
-        self._bump_and_compact(past=seen)
+        if bump_revision:
+            self._bump_and_compact(past=seen)
         for name in ("kube-apiserver", *CONTROLLERS):
             self.start_component(name, timeout=timeout)
 
