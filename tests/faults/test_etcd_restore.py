@@ -74,7 +74,7 @@ def test_an_etcd_restore_from_before_the_action_makes_the_operator_apply_it_once
         # T1: the Incident exists, nothing has handled it, the target is BAD.
         fault_plane.copy_etcd(backup)
         fault_operator.start()
-        before = resources.wait_phase("restored", "Resolved", "Escalated", "Failed")
+        before = resources.wait_phase("restored", "Resolved", "Escalated", "Failed", timeout=90)
         assert before["status"]["phase"] == "Resolved", before["status"].get("message")
         assert revision(apps, namespace, "restored") == at_t1 + 1
         assert len(_records(apps, namespace, "restored")) == 1
