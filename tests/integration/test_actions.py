@@ -96,6 +96,32 @@ def test_rollback_restores_the_previous_template_exactly_once(
     assert dep.metadata.annotations["deployment.kubernetes.io/revision"] == "3"
 
 
+def test_an_action_decided_on_a_read_no_longer_current_is_decided_again(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    """The executor acts on the tick's read without reading again, but its write tests that
+    read: after someone else's rollout it decides on the target as it is now, instead of
+    writing what it decided on revision 2 over revision 3."""
+    apps = client.AppsV1Api(api_client)
+    _deploy_bad_release(apps, namespace)
+    kube = KubeClient(api_client)
+    stale = kube.target_read(kube.read_deployment(namespace, "svc"))
+    third = "registry.k8s.io/pause:3.8-worse"
+    apps.patch_namespaced_deployment(
+        "svc",
+        namespace,
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": third}]}}}},
+    )
+    wait_rollout(apps, namespace, "svc")
+
+    outcome = apply_step(executor, namespace, "svc", {"rollback": {}}, action_id="0-r", read=stale)
+    assert outcome.state == "Applied", outcome.message
+    assert outcome.before == {"revision": 3, "images": {"app": third}}
+    assert outcome.after["rolledBackToRevision"] == 2
+    dep = apps.read_namespaced_deployment("svc", namespace)
+    assert dep.spec.template.spec.containers[0].image == BAD
+
+
 def test_rollback_to_a_given_revision_and_refusals(
     api_client: client.ApiClient, namespace: str, executor: ActionExecutor
 ) -> None:

@@ -104,15 +104,20 @@ def test_bad_deploy_is_rolled_back_verified_and_resolved(
 
     core = client.CoreV1Api(api_client)
 
-    def reasons(kind: str) -> set[str]:
-        events = core.list_namespaced_event(namespace).items
-        return {e.reason for e in events if e.involved_object.kind == kind}
+    def events(kind: str) -> dict[str, str]:
+        listed = core.list_namespaced_event(namespace).items
+        return {e.reason: e.message for e in listed if e.involved_object.kind == kind}
 
+    def reasons(kind: str) -> set[str]:
+        return set(events(kind))
+
+    # One Event per tick sums up its notes: the action's names the classification too.
     wait_until(
-        lambda: {"Classified", "ActionApplied", "Resolved"} <= reasons("Incident"),
+        lambda: {"ActionApplied", "Resolved"} <= reasons("Incident"),
         timeout=30,
         what="Events on the Incident",
     )
+    assert "Classified: evidence says" in events("Incident")["ActionApplied"]
     wait_until(
         lambda: "ActionApplied" in reasons("Deployment"),
         timeout=30,

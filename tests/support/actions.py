@@ -8,6 +8,7 @@ from typing import Any
 
 from mitigator.actions.executor import ActionExecutor
 from mitigator.models import ActionStep, ActionType
+from mitigator.models.evidence import TargetRead
 from mitigator.models.execution import ActionOutcome, ActionRequest, RevertRequest
 
 INCIDENT_UID = "uid-1"
@@ -21,8 +22,10 @@ def apply_step(
     *,
     action_id: str,
     max_replicas: int = 10,
+    read: TargetRead | None = None,
 ) -> ActionOutcome:
-    """`step` as a policy writes it, e.g. {"scale": {"increment": 2}}."""
+    """`step` as a policy writes it, e.g. {"scale": {"increment": 2}}; `read`: the target as
+    a tick read it (None: the executor reads it)."""
     return executor.apply(
         ActionRequest(
             namespace=namespace,
@@ -34,6 +37,7 @@ def apply_step(
             admit=lambda _records: None,
             max_replicas=max_replicas,
             now=datetime.now(UTC),
+            read=read,
         )
     )
 

@@ -7,13 +7,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.lifecycle import Advance, IncidentView, advance
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.models import ActionState, IncidentSpec, IncidentStatus, PolicySpec
-from mitigator.models.evidence import Contender, MetricSample, PodHealth, TargetSnapshot
+from mitigator.models.evidence import (
+    Contender,
+    MetricSample,
+    PodHealth,
+    TargetRead,
+    TargetSnapshot,
+)
 from mitigator.models.execution import (
     ActionOutcome,
     ActionRequest,
@@ -40,6 +47,34 @@ class FakeProvider:
         return MetricSample.ok(self.world.error_rate)
 
 
+def _listing(world: FakeWorld, what: str) -> list[dict[str, Any]]:
+    world.listed.append(what)
+    return []
+
+
+class FakeDetail:
+    """What the fake's snapshot reads on demand, each listing logged once, as TargetRead
+    lists."""
+
+    def __init__(
+        self, world: FakeWorld, *, pods: PodHealth, last_rollout_at: datetime | None
+    ) -> None:
+        self._pods, self._last_rollout_at = pods, last_rollout_at
+        self.read = TargetRead(
+            {"metadata": {"name": "target"}},
+            list_replica_sets=partial(_listing, world, "replicasets"),
+            list_pods=partial(_listing, world, "pods"),
+        )
+
+    def pod_health(self) -> PodHealth:
+        _ = self.read.pods
+        return self._pods
+
+    def last_rollout_at(self) -> datetime | None:
+        _ = self.read.replica_sets
+        return self._last_rollout_at
+
+
 @dataclass
 class FakeWorld:
     policies_: list[PolicyCandidate] = field(default_factory=list)
@@ -61,18 +96,25 @@ class FakeWorld:
     gitops: GitOpsOwner | None = None
     gitops_calls: list[str] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)
+    listed: list[str] = field(default_factory=list)  # "pods", "replicasets", per listing
+    reads_given: list[TargetRead | None] = field(default_factory=list)  # with each apply
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
         if not self.exists:
             return TargetSnapshot(exists=False)
+        # As the real observer: the status counts at once, the pods and ReplicaSets on demand
+        # (each listing logged in `listed`).
+        pods = self.pods
         return TargetSnapshot(
             exists=True,
             uid="target-uid",
             labels=self.labels,
-            pods=self.pods,
-            last_rollout_at=self.last_rollout_at,
+            pods=PodHealth(
+                desired=pods.desired, ready=pods.ready, rollout_in_progress=pods.rollout_in_progress
+            ),
             images=self.images,
             gitops=self.gitops,
+            detail=FakeDetail(self, pods=pods, last_rollout_at=self.last_rollout_at),
         )
 
     def target_labels(self, namespace: str, name: str) -> dict[str, str] | None:
@@ -98,6 +140,7 @@ class FakeWorld:
         refusal = request.admit(tuple(self.applied))
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
+        self.reads_given.append(request.read)
         self.calls.append((request.action_id, request.action_type.value))
         outcome = (
             self.outcomes.pop(0)

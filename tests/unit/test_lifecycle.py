@@ -381,3 +381,42 @@ def test_a_mitigation_undone_behind_the_operators_back_escalates_instead_of_loop
     assert status.phase is Phase.ESCALATED
     assert "undone behind the operator's back" in (status.message or "")
     assert world.calls == [("0-rollback", "rollback")]
+
+
+def test_a_tick_lists_the_pods_only_to_classify_and_acts_on_what_it_read() -> None:
+    """API cost: the pods are listed once, for classification's crash-loop and OOM check, the
+    ReplicaSets not at all (no rule asks when the target last rolled out), and the executor
+    gets the tick's read rather than reading the target again. Verification then goes by the
+    Deployment's counts alone."""
+    world = _world()
+    driver = Driver(world, incident())
+    driver.tick()
+    assert world.listed == ["pods"]
+    assert len(world.reads_given) == 1 and world.reads_given[0] is not None
+    world.error_rate = 0.0
+    driver.tick()  # the window starts
+    status = driver.tick(after=timedelta(seconds=11))
+    assert status.phase is Phase.RESOLVED
+    assert world.listed == ["pods"]
+
+
+def test_the_last_rollout_is_read_only_for_a_rule_that_asks() -> None:
+    rules = [
+        {"name": "fresh", "when": {"recentRolloutWithin": "10m"}, "actions": [{"rollback": {}}]},
+        {"name": "other", "actions": [{"restart": {}}]},
+    ]
+    world = _world(rules=rules)
+    world.last_rollout_at = NOW - timedelta(minutes=2)
+    status = Driver(world, incident()).tick()
+    assert status.rule == "fresh"
+    assert sorted(world.listed) == ["pods", "replicasets"]
+
+
+def test_a_crash_loop_seen_only_in_the_pods_still_classifies() -> None:
+    """The Deployment's counts do not show crash loops; classification reads the pods."""
+    world = _world()
+    world.error_rate = 0.0
+    world.pods = PodHealth(desired=3, ready=0, crash_looping=3)
+    status = Driver(world, incident()).tick()
+    assert status.classification is not None
+    assert "CrashLoopBackOff" in "; ".join(status.classification.reasons)

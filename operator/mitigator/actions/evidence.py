@@ -9,12 +9,14 @@ import contextlib
 import copy
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from mitigator import API_GROUP, API_VERSION
 from mitigator.actions.change import Change
 from mitigator.k8s import AlreadyExists, ApiError, KubeClient, NotFound
 from mitigator.models import ActionType, JsonObject, format_timestamp
+from mitigator.models.evidence import TargetRead
 from mitigator.models.execution import ActionRequest
 
 LOG_LINES = 100  # per container
@@ -23,6 +25,8 @@ EVENTS_PER_OBJECT = 20
 MAX_BYTES = 512 * 1024
 MAX_BYTES_PER_LOG = 32 * 1024
 EVIDENCE_LABEL = f"{API_GROUP}/evidence-of"
+# Reads of Events and logs in flight at once during one capture.
+READERS = 4
 
 
 @dataclass(frozen=True)
@@ -151,25 +155,39 @@ def build_config_map(
     }
 
 
-def capture(kube: KubeClient, request: ActionRequest, deployment: JsonObject) -> str:
+def capture(kube: KubeClient, request: ActionRequest, read: TargetRead) -> str:
     """Save the evidence; its ConfigMap's name. A capture already made (an earlier run that
-    stopped before its write) is kept, not replaced: it saw the pods before the change."""
+    stopped before its write) is kept, not replaced: it saw the pods before the change. The
+    pods are those the tick listed (for classification) if it did; their Events and logs
+    are read side by side (the mitigation waits for them)."""
+    deployment = read.deployment
     namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-    pods = kube.pods_of(deployment)
-    logs = []
-    events = kube.events_of(namespace, kind="Deployment", name=name)[-EVENTS_PER_OBJECT:]
-    for pod in pods:
-        pod_name = pod["metadata"]["name"]
-        events += kube.events_of(namespace, kind="Pod", name=pod_name)[-EVENTS_PER_OBJECT:]
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            try:
-                text = kube.pod_log(
-                    namespace, pod_name, container=container["name"], tail_lines=LOG_LINES
-                )
-            except (ApiError, NotFound) as exc:
-                # A pod without logs (not started, node gone) is evidence too: say so.
-                text = f"[logs unavailable: {exc}]\n"
-            logs.append(PodLog(pod_name, container["name"], text))
+    pods = read.pods
+    objects = [("Deployment", name)] + [("Pod", pod["metadata"]["name"]) for pod in pods]
+    containers = [
+        (pod["metadata"]["name"], container["name"])
+        for pod in pods
+        for container in (pod.get("spec") or {}).get("containers") or []
+    ]
+
+    def events_of(kind_and_name: tuple[str, str]) -> list[JsonObject]:
+        kind, object_name = kind_and_name
+        return kube.events_of(namespace, kind=kind, name=object_name)[-EVENTS_PER_OBJECT:]
+
+    def log_of(pod_and_container: tuple[str, str]) -> PodLog:
+        pod_name, container = pod_and_container
+        try:
+            text = kube.pod_log(namespace, pod_name, container=container, tail_lines=LOG_LINES)
+        except (ApiError, NotFound) as exc:
+            # A pod without logs (not started, node gone) is evidence too: say so.
+            text = f"[logs unavailable: {exc}]\n"
+        return PodLog(pod_name, container, text)
+
+    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="evidence") as readers:
+        listed = readers.map(events_of, objects)
+        logs_read = readers.map(log_of, containers)
+        events = [event for batch in listed for event in batch]
+        logs = list(logs_read)
     body = build_config_map(request, deployment=deployment, pods=pods, logs=logs, events=events)
     with contextlib.suppress(AlreadyExists):
         kube.create_config_map(namespace, body)

@@ -1,16 +1,18 @@
 """Apply and revert actions against the API, exactly once per (incident, action id).
 
-Reads the target, builds the change with the pure builders (one per action model, chosen by
-`functools.singledispatchmethod`), and writes it in one JSON patch that (1) tests what it
-read, (2) makes the change and (3) appends the action's record to the target's annotation. A
-second call for the same key finds the record and reports the earlier application instead of
-acting again.
+Takes the target as the tick read it (or reads it), builds the change with the pure builders
+(one per action model, chosen by `functools.singledispatchmethod`), and writes it in one JSON
+patch that (1) tests what it read, (2) makes the change and (3) appends the action's record to
+the target's annotation; a failed test means the read was no longer current, and the action
+is decided again on a fresh read. A second call for the same key finds the record and reports
+the earlier application instead of acting again.
 """
 
 from __future__ import annotations
 
 import contextlib
-from functools import singledispatchmethod
+from collections.abc import Callable
+from functools import partial, singledispatchmethod
 
 from mitigator import failpoints
 from mitigator.actions import builders, marker
@@ -25,7 +27,7 @@ from mitigator.actions.change import (
 from mitigator.actions.evidence import capture, destroys_pods, evidence_name
 from mitigator.actions.outcomes import answered
 from mitigator.actions.reverts import build_revert, others_named
-from mitigator.k8s import AlreadyExists, ApiError, Invalid, KubeClient, NotFound
+from mitigator.k8s import AlreadyExists, ApiError, Conflict, Invalid, KubeClient, NotFound
 from mitigator.models import (
     ActionState,
     ActionType,
@@ -40,6 +42,7 @@ from mitigator.models import (
     SetEnvAction,
     format_timestamp,
 )
+from mitigator.models.evidence import TargetRead
 from mitigator.models.execution import (
     ActionOutcome,
     ActionRequest,
@@ -63,7 +66,29 @@ class ActionExecutor:
         return answered(lambda: self._release(request))
 
     def _apply(self, request: ActionRequest) -> ActionOutcome:
-        deployment = self.kube.read_deployment(request.namespace, request.target)
+        return self._on_read(request, partial(self._apply_on, request))
+
+    def _on_read(
+        self,
+        request: ActionRequest | RevertRequest | ReleaseRequest,
+        act: Callable[[TargetRead], ActionOutcome],
+    ) -> ActionOutcome:
+        """`act` on the tick's read of the target when it has one and nothing was written
+        through it yet, else on a fresh read. Every write tests what it read: if the tick's
+        read is no longer current, decide again on a fresh one, as the next tick would,
+        without waiting for it."""
+        given = request.read
+        if given is not None and given.current:
+            try:
+                return act(given)
+            except Conflict:
+                pass
+        return act(
+            self.kube.target_read(self.kube.read_deployment(request.namespace, request.target))
+        )
+
+    def _apply_on(self, request: ActionRequest, read: TargetRead) -> ActionOutcome:
+        deployment = read.deployment
         applied = marker.find_record(deployment, request.key)
         if applied is not None:
             return ActionOutcome(
@@ -85,16 +110,16 @@ class ActionExecutor:
         refusal = request.admit(marker.applied_records(deployment))
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
-        change = self._change(request.action, deployment, request)
+        change = self._change(request.action, read, request)
         evidence, note = None, ""
         if destroys_pods(request.action_type, change):
             try:
-                evidence = capture(self.kube, request, deployment)
+                evidence = capture(self.kube, request, read)
             except (ApiError, Invalid, NotFound) as exc:
                 # Forensics must not hold a mitigation back: act, and say what was lost.
                 note = f" (evidence not kept: {exc})"
         failpoints.pause_if_armed(failpoints.PAUSE_BEFORE_ACTION_WRITE)  # tests: a rival writer
-        self._write(request.namespace, deployment, change, request=request)
+        self._write(request.namespace, read, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED,
             change.message + note,
@@ -106,15 +131,18 @@ class ActionExecutor:
     # One builder per action model, each given what it must read besides the Deployment.
 
     @singledispatchmethod
-    def _change(self, action: AnyAction, deployment: JsonObject, request: ActionRequest) -> Change:
+    def _change(self, action: AnyAction, read: TargetRead, request: ActionRequest) -> Change:
         raise ActionRefused(f"no builder for {type(action).__name__}")
 
     @_change.register
-    def _(self, action: RollbackAction, deployment: JsonObject, request: ActionRequest) -> Change:
-        return builders.build_rollback(deployment, self.kube.replica_sets_of(deployment), action)
+    def _(self, action: RollbackAction, read: TargetRead, request: ActionRequest) -> Change:
+        # The ReplicaSets as the tick listed them (classification of a recent rollout) or
+        # listed now: one label-selected LIST, never one per revision.
+        return builders.build_rollback(read.deployment, read.replica_sets, action)
 
     @_change.register
-    def _(self, action: ScaleAction, deployment: JsonObject, request: ActionRequest) -> Change:
+    def _(self, action: ScaleAction, read: TargetRead, request: ActionRequest) -> Change:
+        deployment = read.deployment
         autoscalers = self.kube.autoscalers_of(deployment)
         if not autoscalers:
             return builders.build_scale(deployment, action, max_replicas=request.max_replicas)
@@ -131,15 +159,16 @@ class ActionExecutor:
         )
 
     @_change.register
-    def _(self, action: RestartAction, deployment: JsonObject, request: ActionRequest) -> Change:
-        return builders.build_restart(deployment, now=request.now)
+    def _(self, action: RestartAction, read: TargetRead, request: ActionRequest) -> Change:
+        return builders.build_restart(read.deployment, now=request.now)
 
     @_change.register
-    def _(self, action: SetEnvAction, deployment: JsonObject, request: ActionRequest) -> Change:
-        return builders.build_set_env(deployment, action)
+    def _(self, action: SetEnvAction, read: TargetRead, request: ActionRequest) -> Change:
+        return builders.build_set_env(read.deployment, action)
 
     @_change.register
-    def _(self, action: IsolateAction, deployment: JsonObject, request: ActionRequest) -> Change:
+    def _(self, action: IsolateAction, read: TargetRead, request: ActionRequest) -> Change:
+        deployment = read.deployment
         name = builders.isolation_name(request.incident_name, request.action_id)
         # Created before the Deployment's record (an earlier run that stopped in between
         # created it already: fine); the record then says it is this step's.
@@ -156,9 +185,8 @@ class ActionExecutor:
         return builders.build_isolate(deployment, name=name)
 
     @_change.register
-    def _(
-        self, action: MaintenanceAction, deployment: JsonObject, request: ActionRequest
-    ) -> Change:
+    def _(self, action: MaintenanceAction, read: TargetRead, request: ActionRequest) -> Change:
+        deployment = read.deployment
         autoscalers = self.kube.autoscalers_of(deployment)
         if autoscalers:
             names = ", ".join(sorted(a["metadata"]["name"] for a in autoscalers))
@@ -205,15 +233,22 @@ class ActionExecutor:
         return Phase.of((incident.get("status") or {}).get("phase")).advances_by_itself
 
     def _release(self, request: ReleaseRequest) -> ActionOutcome:
-        deployment = self.kube.read_deployment(request.namespace, request.target)
-        ops = marker.release_ops(deployment, uid=request.incident_uid)
+        return self._on_read(request, partial(self._release_from, request))
+
+    def _release_from(self, request: ReleaseRequest, read: TargetRead) -> ActionOutcome:
+        # The patch tests the claim as read: one taken over meanwhile is not removed.
+        ops = marker.release_ops(read.deployment, uid=request.incident_uid)
         if not ops:
             return ActionOutcome(ActionState.SKIPPED, "no claim of this incident to release")
         self.kube.patch_deployment(request.namespace, request.target, ops)
+        read.written()
         return ActionOutcome(ActionState.APPLIED, f"released the claim on {request.target}")
 
     def _revert(self, request: RevertRequest) -> ActionOutcome:
-        deployment = self.kube.read_deployment(request.namespace, request.target)
+        return self._on_read(request, partial(self._revert_on, request))
+
+    def _revert_on(self, request: RevertRequest, read: TargetRead) -> ActionOutcome:
+        deployment = read.deployment
         done = marker.find_record(deployment, request.key)
         if done is not None:
             return ActionOutcome(
@@ -232,7 +267,7 @@ class ActionExecutor:
         if request.action_type is ActionType.ISOLATE:
             # Gone first, recorded second: a run that stops in between deletes it again.
             self.kube.delete_network_policy(request.namespace, str(request.before["networkPolicy"]))
-        self._write(request.namespace, deployment, change, request=request)
+        self._write(request.namespace, read, change, request=request)
         return ActionOutcome(
             ActionState.APPLIED, change.message, before=change.before, after=change.after
         )
@@ -247,7 +282,7 @@ class ActionExecutor:
     def _write(
         self,
         namespace: str,
-        deployment: JsonObject,
+        read: TargetRead,
         change: Change,
         *,
         request: ActionRequest | RevertRequest,
@@ -255,6 +290,7 @@ class ActionExecutor:
         """The objects beside the Deployment first, each in a patch that tests it as read and
         carries the record; then the Deployment with the record (and the claim): a crash in
         between leaves records that the next run finishes from."""
+        deployment = read.deployment
         record = {
             "key": request.key,
             "type": request.action_type.value,
@@ -298,6 +334,7 @@ class ActionExecutor:
                 *claim,
             ],
         )
+        read.written()
 
 
 def _finish(

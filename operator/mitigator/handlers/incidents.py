@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
 from mitigator.domain import Advance, IncidentView, advance
+from mitigator.domain.lifecycle import summarize
 from mitigator.handlers.freshness import LOST_AFTER_SECONDS, Freshness, freshness
 from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.observing import observe_tick
@@ -36,15 +37,21 @@ def needs_tick(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
 
 
 def _post_events(result: Advance, body: kopf.Body, target: dict[str, Any]) -> None:
-    for event in result.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message)
-        if event.on_target:
-            kopf.event(
-                kopf.Body(cast(kopf.RawBody, target)),
-                type=event.type,
-                reason=event.reason,
-                message=event.message,
-            )
+    """One Event per object per tick, summing up the tick's notes (each Event is a write;
+    the status timeline is the full record)."""
+    on_incident = summarize(result.events)
+    if on_incident is not None:
+        kopf.event(
+            body, type=on_incident.type, reason=on_incident.reason, message=on_incident.message
+        )
+    on_target = summarize([event for event in result.events if event.on_target])
+    if on_target is not None:
+        kopf.event(
+            kopf.Body(cast(kopf.RawBody, target)),
+            type=on_target.type,
+            reason=on_target.reason,
+            message=on_target.message,
+        )
 
 
 def _crash_points(view: IncidentView, result: Advance) -> None:

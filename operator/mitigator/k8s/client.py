@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+from functools import partial
 from typing import Any
 
 from kubernetes import client, config
@@ -19,6 +20,7 @@ from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
 from mitigator.k8s.calls import CustomResource, call, items, selector_of
 from mitigator.k8s.errors import NotFound, translate, translate_write
 from mitigator.models import JsonObject
+from mitigator.models.evidence import TargetRead
 
 JsonPatch = list[dict[str, Any]]
 
@@ -98,6 +100,14 @@ class KubeClient:
                 ref.get("uid") == meta["uid"] for ref in rs["metadata"].get("ownerReferences", [])
             )
         ]
+
+    def target_read(self, deployment: JsonObject) -> TargetRead:
+        """The Deployment as read, with its ReplicaSets and pods listed on demand, once."""
+        return TargetRead(
+            deployment,
+            list_replica_sets=partial(self.replica_sets_of, deployment),
+            list_pods=partial(self.pods_of, deployment),
+        )
 
     def read_pod(self, namespace: str, name: str) -> JsonObject:
         return call(f"Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace)

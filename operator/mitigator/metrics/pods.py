@@ -55,3 +55,16 @@ def pod_health(deployment: JsonObject, pods: list[JsonObject]) -> PodHealth:
         restarts=restarts,
         rollout_in_progress=not rollout_complete(deployment),
     )
+
+
+def status_health(deployment: JsonObject) -> PodHealth:
+    """The counts the Deployment's status gives, without reading a pod: desired, ready (the
+    ReplicaSet controller counts ready pods, leaving terminating ones out, as `pod_health`
+    does) and whether the rollout is complete. Crash loops, OOM kills and restarts are only
+    in the pods: `pod_health` reads them."""
+    status = deployment.get("status") or {}
+    return PodHealth(
+        desired=int(deployment["spec"].get("replicas", 1)),
+        ready=int(status.get("readyReplicas", 0)),
+        rollout_in_progress=not rollout_complete(deployment),
+    )

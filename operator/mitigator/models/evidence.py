@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 
+from mitigator.models.base import JsonObject
 from mitigator.models.gitops import GitOpsOwner
 
 SampleStatus = Literal["ok", "no_data", "unreachable", "error"]
@@ -42,7 +44,8 @@ class MetricSample:
 
 @dataclass(frozen=True)
 class PodHealth:
-    """The target's pods as the API shows them."""
+    """The target's pods as the API shows them (from the pods themselves, or only the counts
+    the Deployment's status gives: then crash loops, OOM kills and restarts are not read)."""
 
     desired: int
     ready: int
@@ -54,6 +57,62 @@ class PodHealth:
     rollout_in_progress: bool = False
 
 
+class TargetRead:
+    """The target's objects as one tick read them: the Deployment, and its ReplicaSets and
+    pods, each listed at most once and only when something asks for them. The executor acts
+    on this read rather than reading again: its write tests what was read, so a read that is
+    no longer current fails the write instead of deciding it."""
+
+    def __init__(
+        self,
+        deployment: JsonObject,
+        *,
+        list_replica_sets: Callable[[], list[JsonObject]],
+        list_pods: Callable[[], list[JsonObject]],
+    ) -> None:
+        self.deployment = deployment
+        self._list_replica_sets = list_replica_sets
+        self._list_pods = list_pods
+        self._replica_sets: list[JsonObject] | None = None
+        self._pods: list[JsonObject] | None = None
+        self._written = False
+
+    @property
+    def current(self) -> bool:
+        """Not yet written through: after a write based on it, the next one reads again
+        rather than fail its test against our own change."""
+        return not self._written
+
+    def written(self) -> None:
+        self._written = True
+
+    # Memoised by hand: functools.cached_property holds one lock for every instance of the
+    # class before Python 3.12, which made the handler threads' listings wait on each other.
+    @property
+    def replica_sets(self) -> list[JsonObject]:
+        if self._replica_sets is None:
+            self._replica_sets = self._list_replica_sets()
+        return self._replica_sets
+
+    @property
+    def pods(self) -> list[JsonObject]:
+        if self._pods is None:
+            self._pods = self._list_pods()
+        return self._pods
+
+
+class TargetDetail(Protocol):
+    """What a snapshot reads only when asked: the pods (crash loops, OOM kills) and the
+    ReplicaSets (when the target last rolled out)."""
+
+    @property
+    def read(self) -> TargetRead: ...
+
+    def pod_health(self) -> PodHealth: ...
+
+    def last_rollout_at(self) -> datetime | None: ...
+
+
 @dataclass(frozen=True)
 class TargetSnapshot:
     """One read of the target, so a tick does not read the same objects several times."""
@@ -61,6 +120,8 @@ class TargetSnapshot:
     exists: bool
     uid: str = ""
     labels: dict[str, str] = field(default_factory=dict)
+    # The counts the Deployment's status gives (desired, ready, rollout in progress): enough
+    # for the rollout wait and verification. `pod_health()` adds what only the pods say.
     pods: PodHealth | None = None
     last_rollout_at: datetime | None = None
     revision: int | None = None
@@ -72,6 +133,22 @@ class TargetSnapshot:
     gitops: GitOpsOwner | None = None
     # The keys of the records mitigator left on the target (its own actions and reverts).
     record_keys: frozenset[str] = frozenset()
+    # What is read only on demand (None: everything above is all there is, e.g. a fake).
+    detail: TargetDetail | None = field(default=None, compare=False, repr=False)
+
+    def pod_health(self) -> PodHealth | None:
+        """Pod-level health (crash-looping and OOM-killed pods, restarts): lists the pods,
+        once per snapshot."""
+        return self.detail.pod_health() if self.detail is not None else self.pods
+
+    def rollout_at(self) -> datetime | None:
+        """When the target last rolled out: lists its ReplicaSets, once per snapshot."""
+        return self.detail.last_rollout_at() if self.detail is not None else self.last_rollout_at
+
+    @property
+    def read(self) -> TargetRead | None:
+        """The objects as read, for the executor to act on (None: it reads them itself)."""
+        return self.detail.read if self.detail is not None else None
 
 
 @dataclass(frozen=True)

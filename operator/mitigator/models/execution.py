@@ -10,6 +10,7 @@ from datetime import datetime
 from mitigator.models.actions import AnyAction, action_type_of
 from mitigator.models.base import JsonObject
 from mitigator.models.common import ActionState, ActionType
+from mitigator.models.evidence import TargetRead
 from mitigator.models.gitops import GitOpsOwner
 
 # A revert's record on the target carries the key of the action it undoes plus this suffix.
@@ -58,6 +59,9 @@ class ActionRequest:
     max_replicas: int
     admit: Admission
     now: datetime
+    # The target as this tick read it (None: the executor reads it): acted on without a
+    # second read, the write still testing it (a read no longer current is read again).
+    read: TargetRead | None = None
 
     @property
     def action_type(self) -> ActionType:
@@ -79,6 +83,7 @@ class RevertRequest:
     action_type: ActionType
     before: JsonObject
     now: datetime
+    read: TargetRead | None = None  # as for ActionRequest
 
     @property
     def key(self) -> str:
@@ -92,6 +97,7 @@ class ReleaseRequest:
     namespace: str
     target: str
     incident_uid: str
+    read: TargetRead | None = None  # as for ActionRequest
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from mitigator.domain.lifecycle.draft import Event
+from mitigator.domain.lifecycle.draft import Event, summarize
 from mitigator.domain.lifecycle.gitops import restore_gitops
 from mitigator.domain.lifecycle.mitigating import await_approval, mitigate
 from mitigator.domain.lifecycle.resolving import release_claim, resolve_by_hand
@@ -22,7 +22,7 @@ from mitigator.domain.lifecycle.verifying import verify
 from mitigator.domain.ports import World
 from mitigator.models import Phase
 
-__all__ = ["Advance", "Event", "IncidentView", "advance"]
+__all__ = ["Advance", "Event", "IncidentView", "advance", "summarize"]
 
 _STEP_OF_PHASE = {
     Phase.TRIAGING: triage,

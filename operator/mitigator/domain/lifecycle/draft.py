@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -29,6 +30,59 @@ class Event:
     reason: str
     message: str
     on_target: bool = False
+
+
+# Which note names the Event of a tick that made several, most important first (a warning
+# comes before any note that is not one). Notes not listed come last.
+_IMPORTANCE: tuple[str, ...] = tuple(
+    event.value
+    for event in (
+        TimelineEvent.FAILED,
+        TimelineEvent.ESCALATED,
+        TimelineEvent.REFUSED,
+        TimelineEvent.ACTION_FAILED,
+        TimelineEvent.VERIFICATION_FAILED,
+        TimelineEvent.RESOLVED,
+        TimelineEvent.ACTION_APPLIED,
+        TimelineEvent.REVERTED,
+        TimelineEvent.SUPPRESSED,
+        TimelineEvent.AWAITING_APPROVAL,
+        TimelineEvent.APPROVED,
+        TimelineEvent.VERIFIED,
+        TimelineEvent.GITOPS,
+        TimelineEvent.EVIDENCE,
+        TimelineEvent.VERIFYING,
+        TimelineEvent.ACTION_STARTED,
+        TimelineEvent.PLANNED,
+        TimelineEvent.CLASSIFIED,
+        TimelineEvent.DETECTED,
+    )
+)
+
+
+def _rank(event: Event) -> tuple[int, int]:
+    order = _IMPORTANCE.index(event.reason) if event.reason in _IMPORTANCE else len(_IMPORTANCE)
+    return (0 if event.type == "Warning" else 1, order)
+
+
+def summarize(events: Sequence[Event]) -> Event | None:
+    """One Kubernetes Event for what a tick noted about one object (each Event is a write;
+    the timeline in status keeps every note): the reason of the most important note, Warning
+    if any note is one, and its message first, then the others in the order they happened,
+    each named by its reason."""
+    if not events:
+        return None
+    if len(events) == 1:
+        return events[0]
+    head = min(events, key=_rank)
+    others = "; ".join(f"{e.reason}: {e.message}" for e in events if e is not head)
+    warning = any(e.type == "Warning" for e in events)
+    return Event(
+        "Warning" if warning else "Normal",
+        head.reason,
+        f"{head.message} (this tick also: {others})",
+        head.on_target,
+    )
 
 
 @dataclass(kw_only=True)

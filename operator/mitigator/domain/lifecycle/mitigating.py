@@ -105,6 +105,7 @@ def mitigate(tick: Tick) -> None:
                 now=tick.now,
             ),
             now=tick.now,
+            read=tick.read(),
         )
     )
     _settle(tick, index, record, outcome)

@@ -40,6 +40,7 @@ def release_claim(tick: Tick) -> None:
                 namespace=tick.view.namespace,
                 target=tick.spec.target.name,
                 incident_uid=tick.view.uid,
+                read=tick.read(),
             )
         )
 
@@ -68,6 +69,7 @@ def _revert_temporary_measures(tick: Tick, policy: PolicySpec | None) -> None:
                 action_type=record.type,
                 before=dict(record.before),
                 now=tick.now,
+                read=tick.read(),
             )
         )
         reverted = outcome.state is ActionState.APPLIED

@@ -22,7 +22,7 @@ from mitigator.models import (
     PolicySpec,
     TimelineEvent,
 )
-from mitigator.models.evidence import PodHealth, TargetSnapshot
+from mitigator.models.evidence import PodHealth, TargetRead, TargetSnapshot
 
 FIRING_ALERTS_QUERY = Template(
     'count(ALERTS{alertstate="firing",namespace="$namespace",deployment="$name"}) or vector(0)'
@@ -112,13 +112,21 @@ class Tick:
             return self.world.metrics(queries.prometheus_url)
         return self.world.metrics(queries.prometheus_url, auth=queries.auth)
 
-    def evidence(self, policy: PolicySpec | None) -> Evidence:
+    def read(self) -> TargetRead | None:
+        """The target's objects as this tick read them, for the executor to act on; None when
+        this tick has not read the target (the executor reads it then)."""
+        return self._target.read if self._target is not None else None
+
+    def evidence(self, policy: PolicySpec | None, *, pod_level: bool = False) -> Evidence:
+        """The golden signals and the pods' health; `pod_level` reads the pods themselves
+        (crash loops, OOM kills: classification), else the Deployment's counts suffice."""
         queries = policy.metrics if policy else MetricQueries()
         provider = self.provider(queries)
         error_rate, p95 = sample_golden_signals(
             provider, queries=queries, namespace=self.view.namespace, name=self.spec.target.name
         )
-        pods = self.target().pods or PodHealth(desired=0, ready=0)
+        target = self.target()
+        pods = (target.pod_health() if pod_level else target.pods) or PodHealth(desired=0, ready=0)
         return Evidence(
             error_rate=error_rate, p95_seconds=p95, pods=pods, labels=self.spec.source.labels
         )

@@ -36,7 +36,8 @@ def triage(tick: Tick) -> None:
     chosen = tick.policy()
     policy = chosen.spec
     thresholds = policy.severity_thresholds if policy else SeverityThresholds()
-    classification = classify(tick.evidence(policy), thresholds=thresholds, now=tick.now)
+    evidence = tick.evidence(policy, pod_level=True)  # crash loops and OOM kills count here
+    classification = classify(evidence, thresholds=thresholds, now=tick.now)
     severity = effective_severity(
         spec.severity,
         classification,
@@ -57,7 +58,10 @@ def triage(tick: Tick) -> None:
     if refusal:
         tick.refuse(refusal)
         return
-    last_rollout_age = tick.now - target.last_rollout_at if target.last_rollout_at else None
+    # The target's last rollout costs a LIST of its ReplicaSets: read only if a rule asks.
+    asks = any(rule.when.recent_rollout_within is not None for rule in policy.rules)
+    rolled_out_at = target.rollout_at() if asks else None
+    last_rollout_age = tick.now - rolled_out_at if rolled_out_at else None
     plan = plan_steps(spec, policy, severity=severity, last_rollout_age=last_rollout_age)
     if plan.is_empty:
         tick.escalate(
