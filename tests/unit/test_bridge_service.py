@@ -43,6 +43,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def selects(selector: str, labels: dict[str, str]) -> bool:
+    """`label=value` or `label in (a,b)`, as the bridge writes them; empty selects all."""
+    if " in (" in selector:
+        label, _, values = selector.partition(" in (")
+        return labels.get(label) in values.rstrip(")").split(",")
+    label, _, value = selector.partition("=")
+    return not label or labels.get(label) == value
+
+
 class FakeKube:
     """Incidents in a dict, with resourceVersions; `failure`, when set, is what every call
     raises, `write_failure` what creates and patches raise."""
@@ -58,6 +67,7 @@ class FakeKube:
         self.write_failure = write_failure
         self.incidents: dict[tuple[str, str], JsonObject] = {}
         self.writes = 0
+        self.lists = 0
         self._version = 0
         self._lock = threading.Lock()
 
@@ -85,12 +95,11 @@ class FakeKube:
 
     def list_incidents(self, namespace: str, *, label_selector: str = "") -> list[JsonObject]:
         self._fail()
-        label, _, value = label_selector.partition("=")
+        self.lists += 1
         found = [
             copy.deepcopy(body)
             for (where, _), body in self.incidents.items()
-            if where == namespace
-            and (not label or (body["metadata"].get("labels") or {}).get(label) == value)
+            if where == namespace and selects(label_selector, body["metadata"].get("labels") or {})
         ]
         time.sleep(self.latency)  # the answer is on its way while others write
         return found
@@ -400,3 +409,74 @@ def test_a_pod_the_bridge_may_not_read_is_unmapped_with_the_reason() -> None:
 
     kube.read_pod = unavailable  # type: ignore[attr-defined]
     assert accept(kube, None, payload(wire_alert("a", deployment=None, pod="web-2"))).status == 503
+
+
+# ----------------------------------------------------------------- group commit
+
+
+def together(kube: FakeKube, groups: list[WebhookPayload]) -> list[Answer]:
+    """The groups sent at once, as Alertmanager does in a storm."""
+    service = BridgeService(
+        cast(KubeClient, kube), MappingRules(), concurrency=4, metrics=BridgeMetrics()
+    )
+
+    async def send() -> list[Answer]:
+        return list(await asyncio.gather(*(service.accept(group) for group in groups)))
+
+    try:
+        return asyncio.run(send())
+    finally:
+        service.close()
+
+
+def storm(size: int) -> list[WebhookPayload]:
+    return [payload(wire_alert(f"f{i}"), key=f"{{}}:{{storm={i}}}") for i in range(size)]
+
+
+def test_a_storm_for_one_target_is_one_create_and_one_patch() -> None:
+    kube = FakeKube()
+    answers = together(kube, storm(40))
+    results = [answer.body["incidents"][0]["result"] for answer in answers]
+    assert results == ["created"] + ["attached"] * 39
+    [(_, only)] = kube.incidents.items()
+    assert len(only["spec"]["source"]["alerts"]) == 40
+    # Each answer says what the Incident records once the write that carried it was made.
+    assert {answer.body["incidents"][0]["recorded"] for answer in answers[1:]} == {40}
+    assert kube.writes == 2
+
+
+def test_a_failed_write_fails_every_group_it_carried() -> None:
+    class PatchesFail(FakeKube):
+        def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+            raise ApiError("Incident prod/x: API error 503: Service Unavailable", status=503)
+
+    kube = PatchesFail()
+    answers = together(kube, storm(5))
+    assert [answer.status for answer in answers] == [200, 503, 503, 503, 503]
+    [(_, only)] = kube.incidents.items()
+    assert len(only["spec"]["source"]["alerts"]) == 1
+
+
+def test_a_concurrent_status_write_costs_a_retry_of_the_whole_batch() -> None:
+    class OperatorWritesStatus(FakeKube):
+        """The operator writes the Incident's status between the bridge's read and write."""
+
+        raced = False
+
+        def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+            if not self.raced:
+                self.raced = True
+                current = self.incidents[(namespace, name)]
+                self._stored(namespace, {**current, "status": {"phase": "Triaging"}})
+            return super().patch_incident(namespace, name, patch)
+
+    kube = OperatorWritesStatus()
+    kube.create_incident(
+        "prod", {"metadata": {"name": "manual"}, "spec": {"target": {"name": "web"}}}
+    )
+    answers = together(kube, storm(10))
+    assert [answer.body["incidents"][0]["name"] for answer in answers] == ["manual"] * 10
+    stored = kube.incidents[("prod", "manual")]
+    assert len(stored["spec"]["source"]["alerts"]) == 10
+    assert stored["status"] == {"phase": "Triaging"}
+    assert kube.writes == 3  # the person's create, the operator's status, one patch
