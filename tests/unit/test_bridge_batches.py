@@ -11,6 +11,7 @@ from mitigator.bridge.batches import apply_patch, compose, fold
 from mitigator.bridge.episodes import Keep, Patch, decide
 from mitigator.bridge.grouping import TargetAlerts
 from mitigator.bridge.limits import StorageLimits, read_dropped
+from mitigator.bridge.writes import guarded_patch
 from tests.unit.alerts import NOW, only_target, wire_alert
 
 
@@ -121,3 +122,25 @@ def test_composed_merge_patches_apply_as_in_sequence() -> None:
         apply_patch(document, first), then
     )
     assert document == {"a": {"b": 1, "c": 2}, "d": [1], "e": "x"}
+
+
+def test_the_write_tests_what_it_was_decided_on_not_the_resource_version() -> None:
+    incident = host()
+    incident["metadata"]["annotations"] = {"kopf.zalando.org/x": "1"}
+    limits = StorageLimits(max_alerts=1)
+    folded = fold(
+        [replace(group(i), limits=limits) for i in range(2)], [], [incident], NOW, complete=False
+    )
+    assert folded.patch is not None and folded.base == incident
+    ops = guarded_patch(incident, folded.patch)
+    assert ops is not None
+    assert ops[:2] == [
+        {"op": "test", "path": "/spec", "value": incident["spec"]},
+        {"op": "test", "path": "/metadata/annotations", "value": {"kopf.zalando.org/x": "1"}},
+    ]
+    assert not any(op["path"] == "/metadata/resourceVersion" for op in ops)
+    changed = {op["path"]: op.get("value") for op in ops[2:]}
+    assert changed["/spec"] == apply_patch(incident, folded.patch)["spec"]
+    assert changed["/metadata/annotations/mitigator.luminamind.io~1bridge-dropped"]
+    # Annotations to add to an Incident that has none: absence is not testable.
+    assert guarded_patch(host(), folded.patch) is None

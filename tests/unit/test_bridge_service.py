@@ -121,6 +121,37 @@ class FakeKube:
                 raise Conflict(f"Incident {namespace}/{name}: conflict")
             return self._stored(namespace, merge_patch(current, patch))
 
+    def patch_incident_tested(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> JsonObject:
+        self._fail(write=True)
+        current = self.incidents.get((namespace, name))
+        if current is None:
+            raise NotFound(f"Incident {namespace}/{name} not found")
+        with self._lock:
+            return self._stored(namespace, json_patch(current, ops))
+
+
+def json_patch(document: JsonObject, ops: list[dict[str, Any]]) -> JsonObject:
+    """RFC 6902 for the paths the bridge writes (/spec, /metadata/annotations[/key]); a
+    failed test raises Conflict, as `KubeClient.patch_incident_tested` does."""
+    result = copy.deepcopy(document)
+    for op in ops:
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"][1:].split("/")
+        ]
+        holder = result
+        for part in parents:
+            holder = holder[part]
+        if op["op"] == "test":
+            if holder.get(last) != op["value"]:
+                raise Conflict("a test failed")
+        elif op["op"] == "remove":
+            del holder[last]
+        else:
+            holder[last] = copy.deepcopy(op["value"])
+    return result
+
 
 def accept(
     kube: FakeKube, metrics: BridgeMetrics | None = None, sent: WebhookPayload | None = None
@@ -447,7 +478,7 @@ def test_a_storm_for_one_target_is_one_create_and_one_patch() -> None:
 
 def test_a_failed_write_fails_every_group_it_carried() -> None:
     class PatchesFail(FakeKube):
-        def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
+        def patch_incident_tested(self, namespace: str, name: str, ops: Any) -> JsonObject:
             raise ApiError("Incident prod/x: API error 503: Service Unavailable", status=503)
 
     kube = PatchesFail()
@@ -457,26 +488,48 @@ def test_a_failed_write_fails_every_group_it_carried() -> None:
     assert len(only["spec"]["source"]["alerts"]) == 1
 
 
-def test_a_concurrent_status_write_costs_a_retry_of_the_whole_batch() -> None:
-    class OperatorWritesStatus(FakeKube):
-        """The operator writes the Incident's status between the bridge's read and write."""
+class WrittenMeanwhile(FakeKube):
+    """Someone writes the Incident between the bridge's read and its write, once."""
 
-        raced = False
+    def __init__(self, change: dict[str, Any]) -> None:
+        super().__init__()
+        self.change = change
+        self.raced = False
 
-        def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
-            if not self.raced:
-                self.raced = True
-                current = self.incidents[(namespace, name)]
-                self._stored(namespace, {**current, "status": {"phase": "Triaging"}})
-            return super().patch_incident(namespace, name, patch)
+    def patch_incident_tested(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> JsonObject:
+        if not self.raced:
+            self.raced = True
+            self._stored(namespace, merge_patch(self.incidents[(namespace, name)], self.change))
+        return super().patch_incident_tested(namespace, name, ops)
 
-    kube = OperatorWritesStatus()
-    kube.create_incident(
-        "prod", {"metadata": {"name": "manual"}, "spec": {"target": {"name": "web"}}}
-    )
-    answers = together(kube, storm(10))
+
+def person_and_storm(kube: FakeKube, size: int) -> list[Answer]:
+    manual = {"metadata": {"name": "manual"}, "spec": {"target": {"name": "web"}}}
+    kube.create_incident("prod", manual)
+    return together(kube, storm(size))
+
+
+def test_the_operators_status_writes_are_no_conflict_for_the_bridge() -> None:
+    kube = WrittenMeanwhile({"status": {"phase": "Triaging"}})
+    answers = person_and_storm(kube, 10)
     assert [answer.body["incidents"][0]["name"] for answer in answers] == ["manual"] * 10
     stored = kube.incidents[("prod", "manual")]
     assert len(stored["spec"]["source"]["alerts"]) == 10
     assert stored["status"] == {"phase": "Triaging"}
     assert kube.writes == 3  # the person's create, the operator's status, one patch
+
+
+def test_a_concurrent_change_of_the_alerts_is_decided_again_never_lost() -> None:
+    other = {"fingerprint": "x", "status": "firing", "alertname": "Other"}
+    kube = WrittenMeanwhile({"spec": {"source": {"type": "alertmanager", "alerts": [other]}}})
+    answers = person_and_storm(kube, 10)
+    assert {answer.body["incidents"][0]["result"] for answer in answers} == {"attached"}
+    stored = kube.incidents[("prod", "manual")]
+    assert [a["fingerprint"] for a in stored["spec"]["source"]["alerts"]] == [
+        "x",
+        *(f"f{i}" for i in range(10)),
+    ]
+    # The person's, the other writer's, then one (the first attempt's test failed: "x" stays).
+    assert kube.writes == 3

@@ -63,6 +63,7 @@ class Fold:
     rest: tuple[int, ...] = ()
     recorded: int = 0  # alerts the Incident records once the patch is written
     incident: JsonObject | None = field(default=None, repr=False)  # ... as it will read then
+    base: JsonObject | None = field(default=None, repr=False)  # ... as it was read
 
 
 def _name(incident: Mapping[str, Any]) -> str:
@@ -92,6 +93,7 @@ def fold(
     for incident in (*own, *hosts):
         state.setdefault(_name(incident), incident)
     host_names = list(dict.fromkeys(_name(host) for host in hosts))
+    read = dict(state)
     name: str | None = None
     patch: JsonObject | None = None
     carried: list[tuple[int, Patch | Keep]] = []
@@ -116,4 +118,4 @@ def fold(
     if name is None:
         return Fold(rest=tuple(rest))
     recorded = len(((state[name].get("spec") or {}).get("source") or {}).get("alerts") or [])
-    return Fold(name, patch, tuple(carried), tuple(rest), recorded, state[name])
+    return Fold(name, patch, tuple(carried), tuple(rest), recorded, state[name], read[name])

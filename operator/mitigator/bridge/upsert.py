@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
@@ -50,6 +50,7 @@ from mitigator.bridge.identity import LABEL_GROUP
 from mitigator.bridge.memory import OWN, Recent
 from mitigator.bridge.notes import AlertNote, Reason, clip
 from mitigator.bridge.telemetry import BridgeMetrics
+from mitigator.bridge.writes import guarded_patch
 from mitigator.models.base import JsonObject
 
 log = logging.getLogger("mitigator.bridge")
@@ -153,8 +154,8 @@ class Upserter:
             try:
                 if folded.patch is not None:
                     assert folded.name is not None
-                    written = self._api(
-                        self.kube.patch_incident, batch[0].namespace, folded.name, folded.patch
+                    written = self._patch(
+                        batch[0].namespace, folded.name, folded.patch, base=folded.base
                     )
                 elif remembered:  # only keeps, decided on memory: confirm on a fresh read
                     self.recent.forget_object(batch[0].key)
@@ -306,7 +307,7 @@ class Upserter:
             return _outcome(target, name=decision.name, result="created", recorded=recorded)
         written = None
         if isinstance(decision, Patch):
-            written = self._api(self.kube.patch_incident, namespace, decision.name, decision.patch)
+            written = self._patch(namespace, decision.name, decision.patch, base=decision.base)
         return self.record(target, decision, written=written, recorded=decision.recorded)
 
     def record(
@@ -340,6 +341,16 @@ class Upserter:
         elif result == "updated":
             log.info("bridge: updated Incident %s/%s", target.namespace, decision.name)
         return _outcome(target, name=decision.name, result=result, recorded=recorded)
+
+    def _patch(
+        self, namespace: str, name: str, merge: JsonObject, *, base: Mapping[str, Any] | None
+    ) -> JsonObject:
+        """The decided change, guarded by what it was decided on (`writes.guarded_patch`), or
+        by the resourceVersion when that cannot be tested."""
+        tested = guarded_patch(dict(base), merge) if base is not None else None
+        if tested is None:
+            return self._api(self.kube.patch_incident, namespace, name, merge)
+        return self._api(self.kube.patch_incident_tested, namespace, name, tested)
 
     def _foreign_name(self, target: TargetAlerts, name: str) -> str | None:
         """Why the name is unusable, if an Incident of another origin holds it."""
