@@ -63,10 +63,11 @@ MAX_RECORD_BYTES = 32 * 1024
 MIB = 1024 * 1024
 # How far over idle memory may stay once the freed memory was given back. Measured in 4
 # runs (idle 105 MiB, after the operator's first trim; up to 4 storms at once on the
-# machine): 126-141 MiB after the deletions and a trim, from a peak of 150-210 MiB. What stays is what the storm made the operator build once, up
-# to its pool sizes: the handler threads (max_workers, 32) with their stacks and malloc heap
-# (~9 MiB in /proc/<pid>/smaps), their pooled API-server connections, and code and validators
-# built on first use (~16 MiB of Python objects). A second storm was not measured.
+# machine): 126-141 MiB after the deletions and a trim, from a peak of 150-210 MiB. What
+# stays is what the storm made the operator build once, up to its pool sizes: the handler
+# threads (max_workers, 32) with their stacks and malloc heap (~9 MiB in /proc/<pid>/smaps),
+# their pooled API-server connections, and code and validators built on first use (~16 MiB
+# of Python objects). A second storm was not measured.
 MEMORY_SLACK = 48 * MIB
 
 
