@@ -1,22 +1,27 @@
 """A storm for one target (issue 13, point 7): STORM Incidents by kubectl and STORM alert
-groups through the bridge, within a minute. One mitigation is made; every other Incident is
-recorded as attached to it (Suppressed) or refused by the cooldown that mitigation started,
-and every alert of the bridge is recorded on an Incident (the bridge attaches a group to the
-target's open Incident rather than open another); every Incident and the target's action
-record stay within their bounds; the operator's memory comes back to its idle level once the
-Incidents are gone.
+groups through the bridge, all sent within a minute. One mitigation is made; every other
+Incident is recorded as attached to it (Suppressed) or refused by the cooldown that mitigation
+started, and every alert of the bridge is recorded on an Incident (the bridge attaches a group
+to the target's open Incident rather than open another) or, beyond the 100 alerts an Incident
+records, counted there as left out; every Incident and the target's action record stay within
+their bounds; the operator's memory comes back near its idle level once they settled, and
+once they are deleted.
 
-Scale: 2 x STORM = 100 (50 Incidents + 50 alert groups), half the issue's 200: what the
-tier's time budget on a shared 2-core machine allows (200 took about 65 s to send alone).
+The bridge answers through group commits (`mitigator.bridge.commits`): the groups that arrive
+for one target while it is being written go into its next write together, so the storm costs
+7 to 13 writes of the target's Incident, not 200.
 
-Memory: the resident size is measured (idle, peak, after the Incidents are deleted) and
-printed; it is only held to a gross-leak bound, since it does not come back to idle
-(docs/RELIABILITY.md)."""
+Memory: the resident size is measured idle (after the operator's first periodic trim,
+`mitigator.observability.allocator`), at its peak (sampled through the storm), once the
+Incidents settled and once they are deleted, and printed. Without the trim the freed memory
+stayed with malloc (about 60 MiB after the storm, until a trim gave it back). With it, what
+stays is what the operator builds once up to its pool sizes (MEMORY_SLACK), not idle exactly."""
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +34,10 @@ from kubernetes import client
 from localkube.processes import free_port, wait_until
 from localkube.testing import ClusterAccess
 from mitigator import ACTIONS_ANNOTATION
+from mitigator.bridge.identity import group_hash, group_label
+from mitigator.bridge.limits import ANNOTATION_DROPPED, read_dropped
 from mitigator.models import MAX_TIMELINE_ENTRIES
+from mitigator.observability.allocator import TRIM_SECONDS
 from tests.support.bridge import alert, list_incidents, webhook
 from tests.support.faults import OperatorProcess, TargetWrites
 from tests.support.kube import BAD, deploy_good_then_bad
@@ -40,12 +48,27 @@ from tests.support.world import kubectl
 pytestmark = pytest.mark.cluster
 
 HEALTHY, FAILING = (0.0, 0.2), (0.3, 0.2)
-STORM = 50
+STORM = 200
+# Alertmanager notifies every group from its own goroutine: a storm arrives all at once.
+SENDERS = STORM
+# kubectl apply sends one object at a time: the Incidents come from several at once.
+KUBECTLS = 4
+# The escalation timer at its shipped interval, not the tier's 0.5 s: it runs for every
+# Incident not settled yet, and 200 of them at 0.5 s are 400 handler runs a second that this
+# test (which has no escalation levels) does not need.
+SHIPPED_TICKS = {"MITIGATOR_ESCALATION_TICK_SECONDS": "5"}
 MAX_STATUS_BYTES = 64 * 1024
 MAX_OBJECT_BYTES = 256 * 1024
 MAX_RECORD_BYTES = 32 * 1024
-# A leak of every Incident's body (and its alerts) would pass this; a retained heap does not.
-MAX_GROWTH_BYTES = 96 * 1024 * 1024
+MIB = 1024 * 1024
+# How far over idle memory may stay once the freed memory was given back. Measured in 4
+# runs (idle 105 MiB, after the operator's first trim; up to 4 storms at once on the
+# machine): 126-141 MiB after the deletions and a trim, from a peak of 150-210 MiB. What
+# stays is what the storm made the operator build once, up to its pool sizes: the handler
+# threads (max_workers, 32) with their stacks and malloc heap (~9 MiB in /proc/<pid>/smaps),
+# their pooled API-server connections, and code and validators built on first use (~16 MiB
+# of Python objects). A second storm was not measured.
+MEMORY_SLACK = 48 * MIB
 
 
 def _rss_bytes(pid: int) -> int:
@@ -55,15 +78,69 @@ def _rss_bytes(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def _post(url: str, token: str, payload: dict[str, Any]) -> int:
+def _steady_rss(pid: int, *, what: str) -> int:
+    """The resident size once it stopped moving: three samples a second apart within 1 MiB."""
+    samples: list[int] = []
+
+    def steady() -> bool:
+        samples.append(_rss_bytes(pid))
+        last = samples[-3:]
+        return len(last) == 3 and max(last) - min(last) <= MIB
+
+    wait_until(steady, timeout=90, interval=1, what=what)
+    return samples[-1]
+
+
+class Peak(threading.Thread):
+    """The largest resident size seen, sampled every half second until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.value = _rss_bytes(pid)
+        self._stop_sampling = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_sampling.wait(0.5):
+            try:
+                self.value = max(self.value, _rss_bytes(self.pid))
+            except OSError:  # the operator is gone: the test fails on that, not here
+                return
+
+    def stop(self) -> None:
+        self._stop_sampling.set()
+        self.join(timeout=5)
+
+
+def _back_to_idle(pid: int, bound: int, *, idle: int, when: str) -> int:
+    """The resident size once it is within `bound` again (the operator gives freed memory
+    back every TRIM_SECONDS: three of them at most)."""
+    seen = _rss_bytes(pid)
+
+    def within() -> bool:
+        nonlocal seen
+        seen = _rss_bytes(pid)
+        return seen <= bound
+
+    wait_until(
+        within,
+        timeout=3 * TRIM_SECONDS,
+        interval=1,
+        what=f"the operator's memory {when} back within {bound / MIB:.0f} MiB "
+        f"(idle {idle / MIB:.0f} MiB)",
+    )
+    return seen
+
+
+def _post(url: str, token: str, payload: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url,
         data=json.dumps(payload).encode(),
         method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
-    with urllib.request.urlopen(request, timeout=30) as resp:
-        return int(resp.status)
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return int(resp.status), json.loads(resp.read())
 
 
 def test_a_storm_for_one_target_makes_one_mitigation_within_bounds(
@@ -79,12 +156,25 @@ def test_a_storm_for_one_target_makes_one_mitigation_within_bounds(
     resources = Resources(fault_api, namespace)
     custom = client.CustomObjectsApi(fault_api)
     deploy_good_then_bad(apps, namespace)
-    resources.create(
-        policy_manifest("web", app="web", rules=[{"name": "any", "actions": [{"rollback": {}}]}])
-    )
+    # Every Incident reaches the target's claim at its first step: with the default of 3
+    # mitigations at a time in the namespace, the 200 would queue for those slots before
+    # being refused by the claim or the cooldown, about 3 a tick (docs/RELIABILITY.md).
+    rules = [{"name": "any", "actions": [{"rollback": {}}]}]
+    slots = {"maxConcurrentMitigations": 2 * STORM}
+    resources.create(policy_manifest("web", app="web", rules=rules, guardrails=slots))
     port, token = free_port(), secrets.token_urlsafe(16)
-    fault_operator.env.update({"MITIGATOR_BRIDGE_PORT": str(port), "MITIGATOR_BRIDGE_TOKEN": token})
+    fault_operator.env.update(
+        {"MITIGATOR_BRIDGE_PORT": str(port), "MITIGATOR_BRIDGE_TOKEN": token, **SHIPPED_TICKS}
+    )
     bridge = f"http://127.0.0.1:{port}/api/v1/alerts"
+    group_keys = [f'{{}}:{{storm="{index}"}}' for index in range(STORM)]
+    fingerprints = [f"{index:016x}" for index in range(STORM)]
+    payloads = [
+        webhook(alert(namespace, "web", fingerprint=fingerprint), group_key=key)
+        for key, fingerprint in zip(group_keys, fingerprints, strict=True)
+    ]
+    # The value of each group's entry in the bridge-dropped annotation, were its alert left out.
+    labels = [group_label(group_hash(key, namespace, "web")) for key in group_keys]
 
     def health(dep: dict[str, Any]) -> tuple[float, float]:
         return FAILING if image(dep) == BAD else HEALTHY
@@ -98,50 +188,76 @@ def test_a_storm_for_one_target_makes_one_mitigation_within_bounds(
         pid = fault_operator.process.pid
         wait_until(
             lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2),
-            timeout=60,
+            timeout=120,  # a cold start of the interpreter on a loaded machine
             what="the operator's bridge",
         )
-        time.sleep(2)  # let start-up allocations settle before taking the idle level
-        idle = _rss_bytes(pid)
+        # Idle as it runs: after its first return of freed memory to the system (its timer
+        # starts before the bridge listens).
+        ready = time.monotonic()
+        wait_until(
+            lambda: time.monotonic() - ready > TRIM_SECONDS + 2,
+            timeout=TRIM_SECONDS + 10,
+            what="the operator's first trim",
+        )
+        idle = _steady_rss(pid, what="the operator's idle memory to settle")
+        bound = idle + MEMORY_SLACK
+        peak = Peak(pid)
+        peak.start()
         started = time.monotonic()
         manifests = [incident_manifest(f"kubectl-{i}", target="web") for i in range(STORM)]
-        kubectl(
-            fault_access, "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump_all(manifests)
-        )
-        fingerprints = {f"{index:016x}" for index in range(STORM)}
-        payloads = [
-            webhook(
-                alert(namespace, "web", fingerprint=fingerprint),
-                group_key=f'{{}}:{{storm="{index}"}}',
-            )
-            for index, fingerprint in enumerate(sorted(fingerprints))
-        ]
-        applied_in = time.monotonic() - started
-        # As Alertmanager does, several groups at once.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            codes = list(pool.map(lambda body: _post(bridge, token, body), payloads))
-        assert codes == [200] * STORM, codes
-        created_in = time.monotonic() - started
 
-        def recorded() -> set[str]:
-            return {
+        def apply(part: list[dict[str, Any]]) -> float:
+            documents = yaml.safe_dump_all(part)
+            kubectl(
+                fault_access, "apply", "--server-side", "-n", namespace, "-f", "-", stdin=documents
+            )
+            return time.monotonic() - started
+
+        # Both at once, as in an incident: people (and their scripts) and Alertmanager.
+        with ThreadPoolExecutor(max_workers=KUBECTLS + SENDERS) as pool:
+            applies = [pool.submit(apply, manifests[i::KUBECTLS]) for i in range(KUBECTLS)]
+            posts = [pool.submit(_post, bridge, token, body) for body in payloads]
+            answers = [post.result() for post in posts]
+            posted_in = time.monotonic() - started
+            applied_in = max(done.result() for done in applies)
+        created_in = time.monotonic() - started
+        print(
+            f"{STORM} Incidents by kubectl apply in {applied_in:.1f}s, {STORM} alert groups "
+            f"through the bridge in {posted_in:.1f}s",
+            flush=True,
+        )
+        assert [code for code, _ in answers] == [200] * STORM, answers
+        outcomes = [body["incidents"] for _, body in answers]
+        assert all(len(found) == 1 for found in outcomes), outcomes
+        results = [found[0]["result"] for found in outcomes]
+
+        def unaccounted() -> list[str]:
+            """The alerts neither recorded on an Incident nor counted as left out of one."""
+            found = list_incidents(fault_api, namespace)
+            recorded = {
                 a["fingerprint"]
-                for item in list_incidents(fault_api, namespace)
+                for item in found
                 for a in item["spec"].get("source", {}).get("alerts") or []
             }
+            dropped = {
+                group
+                for item in found
+                for group, entry in read_dropped(item["metadata"].get("annotations")).items()
+                if entry.alerts
+            }
+            return [
+                fingerprint
+                for fingerprint, label in zip(fingerprints, labels, strict=True)
+                if fingerprint not in recorded and label not in dropped
+            ]
 
         wait_until(
-            lambda: (
-                len(list_incidents(fault_api, namespace)) >= STORM and recorded() >= fingerprints
-            ),
+            lambda: len(list_incidents(fault_api, namespace)) >= STORM and not unaccounted(),
             timeout=60,
-            what="every Incident to exist and every alert to be recorded",
+            what="every Incident to exist and every alert to be recorded or counted",
         )
-        peak = idle
 
         def settled() -> bool:
-            nonlocal peak
-            peak = max(peak, _rss_bytes(pid))
             return all(
                 (item.get("status") or {}).get("phase") in ("Resolved", "Suppressed", "Escalated")
                 for item in list_incidents(fault_api, namespace)
@@ -149,21 +265,31 @@ def test_a_storm_for_one_target_makes_one_mitigation_within_bounds(
 
         wait_until(settled, timeout=180, interval=1, what="every Incident to settle")
         settled_in = time.monotonic() - started
+        resolved = _back_to_idle(pid, bound, idle=idle, when="once they settled")
+        peak.stop()
         incidents = list_incidents(fault_api, namespace)
         target = apps.read_namespaced_deployment("web", namespace)
         custom.delete_collection_namespaced_custom_object(GROUP, VERSION, namespace, "incidents")
         wait_until(
             lambda: not list_incidents(fault_api, namespace), timeout=120, what="Incidents gone"
         )
-        time.sleep(10)  # the operator's watch sees the deletions; its per-object state goes
-        after = _rss_bytes(pid)
-    mib = 1024 * 1024
+        # After a trim that followed the deletions: what the operator keeps, not what malloc
+        # has not given back yet.
+        gone = time.monotonic()
+        wait_until(
+            lambda: time.monotonic() - gone > TRIM_SECONDS + 2,
+            timeout=TRIM_SECONDS + 10,
+            what="a trim after the deletions",
+        )
+        after = _steady_rss(pid, what="the operator's memory to settle after the deletions")
     phases = [item["status"]["phase"] for item in incidents]
     print(
         f"{len(incidents)} incidents (kubectl apply {applied_in:.1f}s) and {STORM} alert "
-        f"groups sent in {created_in:.1f}s, settled in "
-        f"{settled_in:.1f}s: { {p: phases.count(p) for p in set(phases)} }; operator RSS "
-        f"idle {idle / mib:.0f} MiB, peak {peak / mib:.0f} MiB, after {after / mib:.0f} MiB"
+        f"groups ({posted_in:.1f}s) sent in {created_in:.1f}s "
+        f"({ {r: results.count(r) for r in set(results)} }), "
+        f"settled in {settled_in:.1f}s: { {p: phases.count(p) for p in set(phases)} }; "
+        f"operator RSS idle {idle / MIB:.0f} MiB, peak {peak.value / MIB:.0f} MiB, settled "
+        f"{resolved / MIB:.0f} MiB, after {after / MIB:.0f} MiB (deleted; bound {bound / MIB:.0f})"
     )
     assert len(incidents) >= STORM
     bridge_made = [i for i in incidents if not i["metadata"]["name"].startswith("kubectl-")]
@@ -179,15 +305,21 @@ def test_a_storm_for_one_target_makes_one_mitigation_within_bounds(
     assert len(writes.templates()) == 2, "one rollback: BAD -> GOOD"
     for item in incidents:
         status = item["status"]
+        assert len(json.dumps(status)) < MAX_STATUS_BYTES
+        assert len(json.dumps(item)) < MAX_OBJECT_BYTES
+        assert len(status.get("timeline") or []) <= MAX_TIMELINE_ENTRIES
+        assert len(item["metadata"].get("annotations", {}).get(ANNOTATION_DROPPED, "")) < (
+            MAX_STATUS_BYTES
+        )
         if item is applied[0]:
             continue
         attached = status["phase"] == "Suppressed" and status.get("attachedTo")
         cooled = status["phase"] == "Escalated" and "cooldown" in status.get("message", "")
-        assert attached or cooled, (item["metadata"]["name"], status.get("message"))
-        assert len(json.dumps(status)) < MAX_STATUS_BYTES
-        assert len(json.dumps(item)) < MAX_OBJECT_BYTES
-        assert len(status.get("timeline") or []) <= MAX_TIMELINE_ENTRIES
+        # Reached its step while the rollback was rolling out and read no older revision:
+        # nothing written, escalated with that reason (docs/RELIABILITY.md, row 7).
+        skipped = status["phase"] == "Escalated" and "skipped" in status.get("message", "")
+        assert attached or cooled or skipped, (item["metadata"]["name"], status.get("message"))
+    assert after <= bound, f"{after / MIB:.0f} MiB after the storm; idle {idle / MIB:.0f} MiB"
     record = (target.metadata.annotations or {}).get(ACTIONS_ANNOTATION, "")
     assert 0 < len(record) < MAX_RECORD_BYTES, len(record)
-    assert after - idle < MAX_GROWTH_BYTES, (idle, peak, after)
     assert fault_operator.tracebacks() == []

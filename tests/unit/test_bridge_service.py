@@ -43,6 +43,15 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def selects(selector: str, labels: dict[str, str]) -> bool:
+    """`label=value` or `label in (a,b)`, as the bridge writes them; empty selects all."""
+    if " in (" in selector:
+        label, _, values = selector.partition(" in (")
+        return labels.get(label) in values.rstrip(")").split(",")
+    label, _, value = selector.partition("=")
+    return not label or labels.get(label) == value
+
+
 class FakeKube:
     """Incidents in a dict, with resourceVersions; `failure`, when set, is what every call
     raises, `write_failure` what creates and patches raise."""
@@ -58,6 +67,7 @@ class FakeKube:
         self.write_failure = write_failure
         self.incidents: dict[tuple[str, str], JsonObject] = {}
         self.writes = 0
+        self.lists = 0
         self._version = 0
         self._lock = threading.Lock()
 
@@ -85,12 +95,11 @@ class FakeKube:
 
     def list_incidents(self, namespace: str, *, label_selector: str = "") -> list[JsonObject]:
         self._fail()
-        label, _, value = label_selector.partition("=")
+        self.lists += 1
         found = [
             copy.deepcopy(body)
             for (where, _), body in self.incidents.items()
-            if where == namespace
-            and (not label or (body["metadata"].get("labels") or {}).get(label) == value)
+            if where == namespace and selects(label_selector, body["metadata"].get("labels") or {})
         ]
         time.sleep(self.latency)  # the answer is on its way while others write
         return found
@@ -111,6 +120,37 @@ class FakeKube:
             if version is not None and version != current["metadata"]["resourceVersion"]:
                 raise Conflict(f"Incident {namespace}/{name}: conflict")
             return self._stored(namespace, merge_patch(current, patch))
+
+    def patch_incident_tested(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> JsonObject:
+        self._fail(write=True)
+        current = self.incidents.get((namespace, name))
+        if current is None:
+            raise NotFound(f"Incident {namespace}/{name} not found")
+        with self._lock:
+            return self._stored(namespace, json_patch(current, ops))
+
+
+def json_patch(document: JsonObject, ops: list[dict[str, Any]]) -> JsonObject:
+    """RFC 6902 for the paths the bridge writes (/spec, /metadata/annotations[/key]); a
+    failed test raises Conflict, as `KubeClient.patch_incident_tested` does."""
+    result = copy.deepcopy(document)
+    for op in ops:
+        *parents, last = [
+            p.replace("~1", "/").replace("~0", "~") for p in op["path"][1:].split("/")
+        ]
+        holder = result
+        for part in parents:
+            holder = holder[part]
+        if op["op"] == "test":
+            if holder.get(last) != op["value"]:
+                raise Conflict("a test failed")
+        elif op["op"] == "remove":
+            del holder[last]
+        else:
+            holder[last] = copy.deepcopy(op["value"])
+    return result
 
 
 def accept(
@@ -400,3 +440,96 @@ def test_a_pod_the_bridge_may_not_read_is_unmapped_with_the_reason() -> None:
 
     kube.read_pod = unavailable  # type: ignore[attr-defined]
     assert accept(kube, None, payload(wire_alert("a", deployment=None, pod="web-2"))).status == 503
+
+
+# ----------------------------------------------------------------- group commit
+
+
+def together(kube: FakeKube, groups: list[WebhookPayload]) -> list[Answer]:
+    """The groups sent at once, as Alertmanager does in a storm."""
+    service = BridgeService(
+        cast(KubeClient, kube), MappingRules(), concurrency=4, metrics=BridgeMetrics()
+    )
+
+    async def send() -> list[Answer]:
+        return list(await asyncio.gather(*(service.accept(group) for group in groups)))
+
+    try:
+        return asyncio.run(send())
+    finally:
+        service.close()
+
+
+def storm(size: int) -> list[WebhookPayload]:
+    return [payload(wire_alert(f"f{i}"), key=f"{{}}:{{storm={i}}}") for i in range(size)]
+
+
+def test_a_storm_for_one_target_is_one_create_and_one_patch() -> None:
+    kube = FakeKube()
+    answers = together(kube, storm(40))
+    results = [answer.body["incidents"][0]["result"] for answer in answers]
+    assert results == ["created"] + ["attached"] * 39
+    [(_, only)] = kube.incidents.items()
+    assert len(only["spec"]["source"]["alerts"]) == 40
+    # Each answer says what the Incident records once the write that carried it was made.
+    assert {answer.body["incidents"][0]["recorded"] for answer in answers[1:]} == {40}
+    assert kube.writes == 2
+
+
+def test_a_failed_write_fails_every_group_it_carried() -> None:
+    class PatchesFail(FakeKube):
+        def patch_incident_tested(self, namespace: str, name: str, ops: Any) -> JsonObject:
+            raise ApiError("Incident prod/x: API error 503: Service Unavailable", status=503)
+
+    kube = PatchesFail()
+    answers = together(kube, storm(5))
+    assert [answer.status for answer in answers] == [200, 503, 503, 503, 503]
+    [(_, only)] = kube.incidents.items()
+    assert len(only["spec"]["source"]["alerts"]) == 1
+
+
+class WrittenMeanwhile(FakeKube):
+    """Someone writes the Incident between the bridge's read and its write, once."""
+
+    def __init__(self, change: dict[str, Any]) -> None:
+        super().__init__()
+        self.change = change
+        self.raced = False
+
+    def patch_incident_tested(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> JsonObject:
+        if not self.raced:
+            self.raced = True
+            self._stored(namespace, merge_patch(self.incidents[(namespace, name)], self.change))
+        return super().patch_incident_tested(namespace, name, ops)
+
+
+def person_and_storm(kube: FakeKube, size: int) -> list[Answer]:
+    manual = {"metadata": {"name": "manual"}, "spec": {"target": {"name": "web"}}}
+    kube.create_incident("prod", manual)
+    return together(kube, storm(size))
+
+
+def test_the_operators_status_writes_are_no_conflict_for_the_bridge() -> None:
+    kube = WrittenMeanwhile({"status": {"phase": "Triaging"}})
+    answers = person_and_storm(kube, 10)
+    assert [answer.body["incidents"][0]["name"] for answer in answers] == ["manual"] * 10
+    stored = kube.incidents[("prod", "manual")]
+    assert len(stored["spec"]["source"]["alerts"]) == 10
+    assert stored["status"] == {"phase": "Triaging"}
+    assert kube.writes == 3  # the person's create, the operator's status, one patch
+
+
+def test_a_concurrent_change_of_the_alerts_is_decided_again_never_lost() -> None:
+    other = {"fingerprint": "x", "status": "firing", "alertname": "Other"}
+    kube = WrittenMeanwhile({"spec": {"source": {"type": "alertmanager", "alerts": [other]}}})
+    answers = person_and_storm(kube, 10)
+    assert {answer.body["incidents"][0]["result"] for answer in answers} == {"attached"}
+    stored = kube.incidents[("prod", "manual")]
+    assert [a["fingerprint"] for a in stored["spec"]["source"]["alerts"]] == [
+        "x",
+        *(f"f{i}" for i in range(10)),
+    ]
+    # The person's, the other writer's, then one (the first attempt's test failed: "x" stays).
+    assert kube.writes == 3

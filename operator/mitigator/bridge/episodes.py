@@ -56,6 +56,8 @@ class Patch:
     recorded: int  # alerts recorded after the patch
     attached: bool = False  # to an Incident not made for this group
     dropped: int = 0  # alerts of the notification not recorded (over the cap)
+    # The Incident as it was decided on (`writes.guarded_patch` guards the write with it).
+    base: Mapping[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,7 @@ def _merge(
         patch_metadata["resourceVersion"] = resource_version
     if patch_metadata:
         patch["metadata"] = patch_metadata
-    return Patch(name, patch, len(merged), attached, dropped.alerts)
+    return Patch(name, patch, len(merged), attached, dropped.alerts, base=incident)
 
 
 def _reopens(incoming: Iterable[AlertRecord], recorded: Sequence[AlertRecord]) -> bool:

@@ -64,6 +64,11 @@ class TargetAlerts:
     label_drops: Mapping[str, int] = field(default_factory=dict)
 
     @property
+    def key(self) -> tuple[str, str]:
+        """The target: (namespace, Deployment)."""
+        return (self.namespace, self.deployment)
+
+    @property
     def group_hash(self) -> str:
         return group_hash(self.group_key, self.namespace, self.deployment)
 

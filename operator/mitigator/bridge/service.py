@@ -1,7 +1,8 @@
 """The bridge's I/O: one Incident per (alert group, namespace, Deployment), or the target's
 open Incident, written through `mitigator.k8s` (`mitigator.bridge.upsert`), with the
 Kubernetes calls in a bounded thread pool (the client is synchronous; the pool's size is the
-bridge's concurrency towards the API server).
+bridge's concurrency towards the API server). The groups of one target that arrive together
+are written together (`mitigator.bridge.commits`).
 
 How a payload is answered (see `Answer`):
 
@@ -25,13 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from mitigator import k8s
+from mitigator.bridge.commits import GroupCommits
 from mitigator.bridge.failures import ApiFailure
 from mitigator.bridge.grouping import GroupMapping, map_payload, pods_named
 from mitigator.bridge.limits import StorageLimits
@@ -73,6 +75,7 @@ class BridgeService:
         self.upserter = Upserter(kube, metrics, clock)
         self.owners = PodOwners(kube)
         self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="mitigator-bridge")
+        self.commits = GroupCommits(self.upserter, self._executor)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
@@ -83,7 +86,7 @@ class BridgeService:
             owners = await self._follow(pods_named(payload, self.rules))
             mapping = map_payload(payload, self.rules, self.limits, owners)
             self._count(payload, mapping)
-            results = await self._in_pool(self.upserter.upsert, mapping.targets)
+            results = await _all(self.commits.submit(target) for target in mapping.targets)
         except ApiFailure as failure:
             self.metrics.api_failures.inc()
             message = f"the Kubernetes API failed: {failure}"
@@ -135,17 +138,20 @@ class BridgeService:
         """`call` on each item in the pool; an `ApiFailure` of any is raised once all are
         done (a bug is raised as such)."""
         loop = asyncio.get_running_loop()
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self._executor, call, item) for item in items),
-            return_exceptions=True,
-        )
-        failures = [result for result in results if isinstance(result, BaseException)]
-        for failure in failures:
-            if not isinstance(failure, ApiFailure):
-                raise failure
-        if failures:
-            raise failures[0]
-        return list(results)
+        return await _all(loop.run_in_executor(self._executor, call, item) for item in items)
+
+
+async def _all(waits: Iterable[Awaitable[Any]]) -> list[Any]:
+    """Every result; an `ApiFailure` of any is raised once all are done (a bug is raised as
+    such)."""
+    results = await asyncio.gather(*waits, return_exceptions=True)
+    failures = [result for result in results if isinstance(result, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, ApiFailure):
+            raise failure
+    if failures:
+        raise failures[0]
+    return list(results)
 
 
 def _refused(body: JsonObject, rejected: list[AlertNote]) -> Answer:

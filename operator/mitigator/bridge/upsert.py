@@ -20,12 +20,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from mitigator import k8s
+from mitigator.bridge.batches import Fold, fold
 from mitigator.bridge.episodes import (
     Create,
     Decision,
@@ -46,9 +47,10 @@ from mitigator.bridge.failures import (
 )
 from mitigator.bridge.grouping import TargetAlerts
 from mitigator.bridge.identity import LABEL_GROUP
-from mitigator.bridge.memory import Recent
+from mitigator.bridge.memory import OWN, Recent
 from mitigator.bridge.notes import AlertNote, Reason, clip
 from mitigator.bridge.telemetry import BridgeMetrics
+from mitigator.bridge.writes import guarded_patch
 from mitigator.models.base import JsonObject
 
 log = logging.getLogger("mitigator.bridge")
@@ -56,6 +58,8 @@ log = logging.getLogger("mitigator.bridge")
 # Attempts at one target before answering 503: each lost race (a concurrent create, a
 # resourceVersion conflict) costs one.
 MAX_ATTEMPTS = 8
+# Alert groups of one target written together at most: one label selector names them all.
+MAX_BATCH = 64
 # Targets are written one at a time (per bridge process), through this many striped locks.
 _TARGET_LOCKS = 64
 
@@ -87,6 +91,9 @@ class TargetResult:
     skipped: tuple[AlertNote, ...] = ()
 
 
+Answered = TargetResult | ApiFailure
+
+
 class Upserter:
     def __init__(
         self,
@@ -109,6 +116,103 @@ class Upserter:
         keeps them from both mitigating."""
         with self._target_locks[hash((target.namespace, target.deployment)) % _TARGET_LOCKS]:
             return self._upsert(target)
+
+    def upsert_many(
+        self, targets: Sequence[TargetAlerts], answer: Callable[[int, Answered], None]
+    ) -> None:
+        """Alert groups of ONE target that arrived together, in as few writes as they allow
+        (`batches.fold`): `answer(index, result)` for each, once the write that carries its
+        alerts succeeded, or with the `ApiFailure` that ended it (a failed write fails every
+        group it carried, and Alertmanager retries them)."""
+        if not targets:
+            return
+        with self._target_locks[hash(targets[0].key) % _TARGET_LOCKS]:
+            pending = list(range(len(targets)))
+            while pending:
+                chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
+                try:
+                    done, rest = self._round([targets[index] for index in chunk])
+                except ApiFailure as failure:
+                    for index in (*chunk, *pending):
+                        answer(index, failure)
+                    return
+                for local, result in done.items():
+                    answer(chunk[local], result)
+                pending = [*(chunk[local] for local in rest), *pending]
+
+    def _round(self, batch: list[TargetAlerts]) -> tuple[dict[int, Answered], list[int]]:
+        """One write for as many of `batch` as it can carry: their answers (by index in
+        `batch`), and the indexes left for the next round. Always answers one at least."""
+        if len(batch) == 1:
+            return {0: self._one(batch[0])}, []
+        for _ in range(MAX_ATTEMPTS):
+            folded, remembered = self._fold(batch)
+            if not folded.carried:  # nothing settled by what was read: the first alone
+                return {0: self._one(batch[0])}, list(range(1, len(batch)))
+            carried = [(batch[index], index, decision) for index, decision in folded.carried]
+            written = None
+            try:
+                if folded.patch is not None:
+                    assert folded.name is not None
+                    written = self._patch(
+                        batch[0].namespace, folded.name, folded.patch, base=folded.base
+                    )
+                elif remembered:  # only keeps, decided on memory: confirm on a fresh read
+                    self.recent.forget_object(batch[0].key)
+                    continue
+            except (k8s.Conflict, k8s.NotFound):
+                self.recent.forget_object(batch[0].key)
+                continue
+            except (k8s.NamespaceNotFound, k8s.Invalid, TooLarge):
+                # Which group's alerts the API server refused is told one group at a time.
+                return {index: self._one(target) for target, index, _ in carried}, list(folded.rest)
+            answers: dict[int, Answered] = {
+                index: self.record(target, decision, written=written, recorded=folded.recorded)
+                for target, index, decision in carried
+            }
+            if len(carried) > 1:
+                log.info(
+                    "bridge: %d alert groups of Deployment %s/%s written to Incident %s at once",
+                    len(carried),
+                    batch[0].namespace,
+                    batch[0].deployment,
+                    folded.name,
+                )
+            return answers, list(folded.rest)
+        raise ApiFailure(
+            f"the Incidents of Deployment {batch[0].namespace}/{clip(batch[0].deployment)} "
+            f"kept changing; gave up after {MAX_ATTEMPTS} attempts"
+        )
+
+    def _fold(self, batch: list[TargetAlerts]) -> tuple[Fold, bool]:
+        """`batches.fold` on what the batch needs read: the groups' own Incidents (one list by
+        their labels), and the Incidents their alerts went to lately, as the bridge wrote
+        them or else read; the whole namespace when the bridge wrote none lately. Also
+        whether a remembered Incident was used."""
+        namespace, key, now = batch[0].namespace, batch[0].key, self.clock()
+        names = {self.recent.where(target.group_hash) for target in batch}
+        names.add(self.recent.last_for(key))
+        names -= {None, OWN}
+        if not names:
+            everything = self._api(self.kube.list_incidents, namespace)
+            return fold(batch, (), everything, now, complete=True), False
+        labels = ",".join(sorted({target.group_label for target in batch}))
+        own = self._api(self._group_incidents, namespace, f"{LABEL_GROUP} in ({labels})")
+        hosts, remembered = [], False
+        for name in sorted(str(name) for name in names):
+            host = self.recent.written(key, name)
+            remembered = remembered or host is not None
+            try:
+                hosts.append(host or self._api(self.kube.read_incident, namespace, name))
+            except k8s.NotFound:
+                continue
+        return fold(batch, own, hosts, now, complete=False), remembered
+
+    def _one(self, target: TargetAlerts) -> Answered:
+        try:
+            return self._upsert(target)
+        except ApiFailure as failure:
+            return failure
 
     def _upsert(self, target: TargetAlerts) -> TargetResult:
         clashes: set[str] = set()  # names a create found taken
@@ -187,44 +291,66 @@ class Upserter:
         return _settled(target, host, own, now)
 
     def _carry_out(self, target: TargetAlerts, decision: Decision) -> TargetResult:
-        namespace, alerts = target.namespace, len(target.records)
+        namespace = target.namespace
         if isinstance(decision, Skip):
             return TargetResult(skipped=target.notes(Reason.NO_OPEN_INCIDENT, decision.message))
-        result: Result
         if isinstance(decision, Create):
-            created = written = self._api(self.kube.create_incident, namespace, decision.body)
-            name, result = decision.name, "created"
+            created = self._api(self.kube.create_incident, namespace, decision.body)
             recorded = len(created["spec"]["source"].get("alerts", []))
             self.metrics.incidents_created.inc()
             dropped = target.dropped(target.spec.source.alerts).alerts
-        elif isinstance(decision, Patch):
-            written = self._api(self.kube.patch_incident, namespace, decision.name, decision.patch)
-            name, recorded = decision.name, decision.recorded
+            self.metrics.alerts_dropped.inc(dropped)
+            self.recent.remember(
+                target.group_hash, target.key, created, name=decision.name, own=True
+            )
+            log.info("bridge: created Incident %s/%s", namespace, decision.name)
+            return _outcome(target, name=decision.name, result="created", recorded=recorded)
+        written = None
+        if isinstance(decision, Patch):
+            written = self._patch(namespace, decision.name, decision.patch, base=decision.base)
+        return self.record(target, decision, written=written, recorded=decision.recorded)
+
+    def record(
+        self,
+        target: TargetAlerts,
+        decision: Patch | Keep,
+        *,
+        written: JsonObject | None,
+        recorded: int,
+    ) -> TargetResult:
+        """The answer to `target` once `decision` holds (`written`: the Incident as the patch
+        that carried it left it), counted, remembered and logged."""
+        result: Result
+        if isinstance(decision, Patch):
             result = "attached" if decision.attached else "updated"
             counter = self.metrics.incidents_attached if decision.attached else None
             (counter or self.metrics.incidents_updated).inc()
-            dropped = decision.dropped
         else:
-            assert isinstance(decision, Keep)
-            name, result, recorded = decision.name, "unchanged", decision.recorded
+            result = "unchanged"
             self.metrics.incidents_unchanged.inc()
-            written = None
-            dropped = decision.dropped
-        self.metrics.alerts_dropped.inc(dropped)
-        attached = isinstance(decision, Patch | Keep) and decision.attached
-        key = (namespace, target.deployment)
-        self.recent.remember(target.group_hash, key, written, name=name, own=not attached)
+        self.metrics.alerts_dropped.inc(decision.dropped)
+        own = not decision.attached
+        self.recent.remember(target.group_hash, target.key, written, name=decision.name, own=own)
         if result == "attached":
             log.info(
                 "bridge: alerts of Deployment %s/%s attached to its open Incident %s",
-                namespace,
+                target.namespace,
                 target.deployment,
-                name,
+                decision.name,
             )
-        elif result != "unchanged":
-            log.info("bridge: %s Incident %s/%s", result, namespace, name)
-        outcome = IncidentOutcome(namespace, name, target.deployment, result, alerts, recorded)
-        return TargetResult(outcome=outcome)
+        elif result == "updated":
+            log.info("bridge: updated Incident %s/%s", target.namespace, decision.name)
+        return _outcome(target, name=decision.name, result=result, recorded=recorded)
+
+    def _patch(
+        self, namespace: str, name: str, merge: JsonObject, *, base: Mapping[str, Any] | None
+    ) -> JsonObject:
+        """The decided change, guarded by what it was decided on (`writes.guarded_patch`), or
+        by the resourceVersion when that cannot be tested."""
+        tested = guarded_patch(dict(base), merge) if base is not None else None
+        if tested is None:
+            return self._api(self.kube.patch_incident, namespace, name, merge)
+        return self._api(self.kube.patch_incident_tested, namespace, name, tested)
 
     def _foreign_name(self, target: TargetAlerts, name: str) -> str | None:
         """Why the name is unusable, if an Incident of another origin holds it."""
@@ -266,6 +392,12 @@ def _settled(
         return decide(target, [], now, [host])
     decision = decide(target, own, now, [host])
     return None if isinstance(decision, Create | Skip) else decision
+
+
+def _outcome(target: TargetAlerts, *, name: str, result: Result, recorded: int) -> TargetResult:
+    alerts = len(target.records)
+    where = (target.namespace, name, target.deployment)
+    return TargetResult(outcome=IncidentOutcome(*where, result, alerts, recorded))
 
 
 def _group_of(incident: JsonObject) -> str | None:

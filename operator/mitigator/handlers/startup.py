@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from typing import Any
@@ -12,7 +13,7 @@ from mitigator import API_GROUP
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
-from mitigator.observability import metrics
+from mitigator.observability import allocator, metrics
 from mitigator.settings import OperatorSettings
 
 
@@ -85,8 +86,19 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
             server.shutdown()
             server.server_close()
 
+    async def start_trimming(memo: kopf.Memo, **_: Any) -> None:
+        # After a storm, what the Incidents held goes back to the system, not only to malloc.
+        memo.trimming = asyncio.create_task(allocator.trim_periodically())
+
+    async def stop_trimming(memo: kopf.Memo, **_: Any) -> None:
+        trimming: asyncio.Task[None] | None = memo.get("trimming")
+        if trimming is not None:
+            trimming.cancel()
+
     kopf.on.startup(registry=registry)(configure)
+    kopf.on.startup(registry=registry)(start_trimming)
     kopf.on.cleanup(registry=registry)(cleanup)
+    kopf.on.cleanup(registry=registry)(stop_trimming)
     kopf.on.login(registry=registry)(login)
 
 

@@ -18,7 +18,7 @@ from kubernetes.client.exceptions import ApiException
 
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
 from mitigator.k8s.calls import CustomResource, call, items, selector_of
-from mitigator.k8s.errors import NotFound, translate, translate_write
+from mitigator.k8s.errors import NotFound, translate, translate_tested_write, translate_write
 from mitigator.models import JsonObject
 from mitigator.models.evidence import TargetRead
 
@@ -285,6 +285,24 @@ class KubeClient:
             name,
             patch,
             translate=translate_write,
+        )
+
+    def patch_incident_tested(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
+        """A JSON patch of an Incident: its `test` operations guard only what the writer
+        decided on, so a write of other fields (the operator's status) is no conflict; a
+        failed test is a `Conflict`. NotFound and Invalid as for `create_incident`."""
+        return call(
+            f"Incident {namespace}/{name}",
+            self.custom.patch_namespaced_custom_object,
+            API_GROUP,
+            API_VERSION,
+            namespace,
+            INCIDENT_PLURAL,
+            name,
+            patch,
+            # A list is a JSON patch; the client would send it as a merge patch.
+            _content_type="application/json-patch+json",
+            translate=translate_tested_write,
         )
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:

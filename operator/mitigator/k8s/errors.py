@@ -74,6 +74,14 @@ def translate_write(exc: ApiException, what: str) -> Exception:
     return _api_error(exc, what)
 
 
+def translate_tested_write(exc: ApiException, what: str) -> Exception:
+    """`translate_write` for a JSON patch whose `test` operations guard it: a failed test (a
+    422 too) is a `Conflict`, not `Invalid`."""
+    if exc.status == 422 and _FAILED_TEST in str(exc.body):
+        return Conflict(f"{what} changed while it was being patched; will re-read")
+    return translate_write(exc, what)
+
+
 def translate(exc: ApiException, what: str) -> Exception:
     if exc.status == 404:
         return NotFound(f"{what} not found")
