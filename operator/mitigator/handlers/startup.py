@@ -10,6 +10,7 @@ import kopf
 
 from mitigator import API_GROUP
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
+from mitigator.handlers.readiness import make_readiness_wait_linear
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
 from mitigator.observability import metrics
@@ -41,6 +42,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 
 def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
+    # Before kopf starts: its start-up wait for the indexes is quadratic in the objects.
+    make_readiness_wait_linear()
+
     def configure(
         settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
     ) -> None:
