@@ -71,9 +71,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _memory_debugging() -> None:
-    """MITIGATOR_DEBUG_MEMORY=<file> (diagnosis only, slows the operator): every 20 s, the
-    memory Python holds and the 40 source lines whose allocations grew most since the first
-    report (about 20 s after start), written to <file>."""
+    """MITIGATOR_DEBUG_MEMORY=<file> (diagnosis only): every 20 s, CPython's allocator
+    statistics (arenas, pools, free blocks: live objects against fragmentation) appended to
+    <file>; with `<file>:trace`, also the memory Python holds and the 40 source lines whose
+    allocations grew most since the first report (tracemalloc: slows the operator a lot)."""
     import os  # noqa: PLC0415
     import threading  # noqa: PLC0415
     import tracemalloc  # noqa: PLC0415
@@ -81,12 +82,29 @@ def _memory_debugging() -> None:
     path = os.environ.get("MITIGATOR_DEBUG_MEMORY")
     if not path:
         return
-    tracemalloc.start(1)
+    path, _, trace = path.partition(":")
+    if trace:
+        tracemalloc.start(1)
+
+    def allocator_statistics() -> None:
+        # Written by C to file descriptor 2: pointed at the report for the moment.
+        saved = os.dup(2)
+        with open(path, "a") as out:
+            out.flush()
+            os.dup2(out.fileno(), 2)
+            try:
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
 
     def dump() -> None:
         first = None
         while True:
             threading.Event().wait(20)
+            allocator_statistics()
+            if not trace:
+                continue
             snapshot = tracemalloc.take_snapshot()
             first = first or snapshot
             current, peak = tracemalloc.get_traced_memory()
