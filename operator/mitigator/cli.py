@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
     from mitigator.handlers.leadership import lease_namespace  # noqa: PLC0415
-    from mitigator.handlers.startup import watch_only  # noqa: PLC0415
+    from mitigator.handlers.startup import api_connections, watch_only  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
     from mitigator.observability.logs import configure_logging, register_secret  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
@@ -34,15 +34,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
         namespaces = args.namespace or []
-        # Each watched namespace holds one watch per kind (Incidents, policies, Deployments)
-        # open for good; the rest is for the handlers' writes and kopf's own.
-        connections = settings.api_connections or settings.max_workers + 16 + 3 * max(
-            len(namespaces), 1
-        )
         settings = settings.model_copy(
             update={
                 "lease_namespace": lease_namespace(settings, namespaces),
-                "api_connections": connections,
+                "api_connections": api_connections(settings, namespaces),
             }
         )
     except ValidationError as exc:

@@ -48,6 +48,18 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
 
+def api_connections(config: OperatorSettings, namespaces: list[str]) -> int | None:
+    """How many connections kopf may open to the API server (None: no limit). Each watched
+    namespace holds one watch per kind (Incidents, policies, Deployments) open for good; the
+    rest is for the handlers' writes and kopf's own. A glob matches namespaces not known yet:
+    then no limit, unless one is set."""
+    if config.api_connections is not None:
+        return config.api_connections
+    if any(set(name) & set("*?[!") for name in namespaces):
+        return None
+    return config.max_workers + 16 + 3 * max(len(namespaces), 1)
+
+
 def bounded_session(info: kopf.ConnectionInfo, *, connections: int) -> kopf.AiohttpSession:
     """kopf's own session to the API server, with at most `connections` open at once. kopf's
     default has no limit: 300 Incidents at once left 488 TLS connections open (each a
