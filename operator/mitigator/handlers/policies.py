@@ -158,13 +158,19 @@ async def deployment_changed(
     if not gone:
         deployments.append({"metadata": {"name": name, "labels": labels}})
     for policy in policies:
+        key = (namespace, policy.candidate.name)
         changes = policy_status(policy.body, deployments, ceilings=memo.settings.ceilings())
+        # Recorded before the write is awaited: the events that arrive meanwhile (a start, a
+        # burst: hundreds at once) then compare with it and do not each write it again.
+        written[key] = frozenset(changes.get("coveredDeployments", _indexed_coverage(policy)))
         if changes:
-            await asyncio.to_thread(
-                cluster.kube.patch_policy_status, namespace, policy.candidate.name, changes
-            )
-        covered = changes.get("coveredDeployments", _indexed_coverage(policy))
-        written[(namespace, policy.candidate.name)] = frozenset(covered)
+            try:
+                await asyncio.to_thread(
+                    cluster.kube.patch_policy_status, namespace, policy.candidate.name, changes
+                )
+            except Exception:
+                written.pop(key, None)  # not written: the next event compares afresh
+                raise
 
 
 def _indexed_coverage(policy: IndexedPolicy) -> list[str]:
