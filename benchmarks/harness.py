@@ -21,6 +21,7 @@ from kubernetes import client, config
 from prometheus_client.parser import text_string_to_metric_families
 from tests.support.kube import PAUSE_IMAGE, deployment_manifest
 from tests.support.objects import GROUP, VERSION
+from tests.support.world import INSTALL_NAMESPACE
 
 from localkube.processes import wait_until
 from localkube.testing import ClusterAccess
@@ -142,12 +143,23 @@ class Operator:
     def __init__(
         self, cluster_kubeconfig: Path, prometheus_url: str, namespace: str, log: Path, **env: str
     ) -> None:
-        inherited = {k: v for k, v in os.environ.items() if not k.startswith("MITIGATOR_")}
+        # The benchmarks' own settings stay here; a diagnosis hook (MITIGATOR_DEBUG_*) goes on.
+        inherited = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("MITIGATOR_") or k.startswith("MITIGATOR_DEBUG_")
+        }
         self.env = {
             **inherited,
             "PYTHONPATH": os.pathsep.join(str(ROOT / part) for part in ("operator", "tools", ".")),
             "KUBECONFIG": str(cluster_kubeconfig),
             "MITIGATOR_PROMETHEUS_URL": prometheus_url,
+            # Leader election as installed: a Lease in mitigator-system (the only namespace
+            # where its RBAC grants leases; in the watched one it is refused and the operator
+            # never leads, so never acts), one per watched namespace, production timings.
+            "MITIGATOR_LEADER_ELECTION": "true",
+            "MITIGATOR_LEASE_NAMESPACE": INSTALL_NAMESPACE,
+            "MITIGATOR_LEASE_NAME": f"mitigator-leader-{namespace}",
             **env,
         }
         self.namespace = namespace

@@ -427,6 +427,15 @@ class Report:
                 "the same load) as the comparison, not the milliseconds to the digit.",
                 "",
             ]
+        run = self.one("bench_run")
+        if run is not None:
+            minutes = run["seconds"] / 60
+            head += [
+                f"`make bench` took {minutes:.1f} minutes (target: under 15), in two lanes on "
+                "control planes of their own (the Makefile says which figures share a lane).",
+                "",
+            ]
+            self.add("`make bench` run time", f"{minutes:.1f} min", "< 15 min", minutes < 15, "")
         head += [
             "## Summary",
             "",

@@ -42,7 +42,7 @@ ALERTS = 1000
 UNMAPPED_EVERY = 20  # every 20th alert names no Deployment
 SENDERS = 100  # requests in flight (Alertmanager flushes every group concurrently)
 CONCURRENCIES = tuple(
-    int(c) for c in os.environ.get("MITIGATOR_BENCH_BRIDGE_CONCURRENCIES", "1,4,16").split(",")
+    int(c) for c in os.environ.get("MITIGATOR_BENCH_BRIDGE_CONCURRENCIES", "4,16").split(",")
 )
 DEFAULT_CONCURRENCY = 16
 

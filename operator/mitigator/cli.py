@@ -15,7 +15,7 @@ def _run(args: argparse.Namespace) -> int:
     from mitigator.bridge.config import ConfigError  # noqa: PLC0415
     from mitigator.handlers import register  # noqa: PLC0415
     from mitigator.handlers.leadership import lease_namespace  # noqa: PLC0415
-    from mitigator.handlers.startup import watch_only  # noqa: PLC0415
+    from mitigator.handlers.startup import api_connections, watch_only  # noqa: PLC0415
     from mitigator.models import describe_validation_error  # noqa: PLC0415
     from mitigator.observability.logs import configure_logging, register_secret  # noqa: PLC0415
     from mitigator.settings import OperatorSettings  # noqa: PLC0415
@@ -33,8 +33,12 @@ def _run(args: argparse.Namespace) -> int:
         overrides["log_level"] = args.log_level.upper()
     try:
         settings = OperatorSettings(**overrides)  # type: ignore[arg-type]
+        namespaces = args.namespace or []
         settings = settings.model_copy(
-            update={"lease_namespace": lease_namespace(settings, args.namespace or [])}
+            update={
+                "lease_namespace": lease_namespace(settings, namespaces),
+                "api_connections": api_connections(settings, namespaces),
+            }
         )
     except ValidationError as exc:
         print(f"mitigator run: {describe_validation_error(exc, root='settings')}", file=sys.stderr)
@@ -46,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(fmt=settings.log_format, level=settings.log_level)
     if settings.bridge.token is not None:  # masked in every line, should anything quote it
         register_secret(settings.bridge.token.get_secret_value())
+    _memory_debugging()
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     watch_only(registry, args.namespace or [])
@@ -58,6 +63,52 @@ def _run(args: argparse.Namespace) -> int:
         liveness_endpoint=args.liveness,
     )
     return 0
+
+
+def _memory_debugging() -> None:
+    """MITIGATOR_DEBUG_MEMORY=<file> (diagnosis only): every 20 s, CPython's allocator
+    statistics (arenas, pools, free blocks: live objects against fragmentation) appended to
+    <file>; with `<file>:trace`, also the memory Python holds and the 40 source lines whose
+    allocations grew most since the first report (tracemalloc: slows the operator a lot)."""
+    import os  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import tracemalloc  # noqa: PLC0415
+
+    path = os.environ.get("MITIGATOR_DEBUG_MEMORY")
+    if not path:
+        return
+    path, _, trace = path.partition(":")
+    if trace:
+        tracemalloc.start(1)
+
+    def allocator_statistics() -> None:
+        # Written by C to file descriptor 2: pointed at the report for the moment.
+        saved = os.dup(2)
+        with open(path, "a") as out:
+            out.flush()
+            os.dup2(out.fileno(), 2)
+            try:
+                sys._debugmallocstats()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+
+    def dump() -> None:
+        first = None
+        while True:
+            threading.Event().wait(20)
+            allocator_statistics()
+            if not trace:
+                continue
+            snapshot = tracemalloc.take_snapshot()
+            first = first or snapshot
+            current, peak = tracemalloc.get_traced_memory()
+            lines = [f"traced now {current >> 20} MiB, peak {peak >> 20} MiB"]
+            lines += [str(stat) for stat in snapshot.compare_to(first, "lineno")[:40]]
+            with open(path, "a") as out:
+                out.write("\n".join(lines) + "\n\n")
+
+    threading.Thread(target=dump, name="memory-debugging", daemon=True).start()
 
 
 def _bridge(args: argparse.Namespace) -> int:

@@ -34,6 +34,12 @@ class OperatorSettings(BaseSettings):
     max_workers: int = Field(
         default=32, ge=1, description="Sync handler threads (bounds parallel incidents)."
     )
+    api_connections: int | None = Field(
+        default=None,
+        ge=8,
+        description="Connections kopf may hold open to the API server (watches and writes); "
+        "default: max_workers + 16 + 3 per watched namespace (`mitigator run`).",
+    )
     bridge: BridgeSettings = Field(
         default_factory=load_bridge_settings,
         description="The Alertmanager bridge inside the operator (MITIGATOR_BRIDGE_*); on when "

@@ -12,7 +12,7 @@ for one target while it is being written go into its next write together, so the
 7 to 13 writes of the target's Incident, not 200.
 
 Memory: the resident size is measured idle (after the operator's first periodic trim,
-`mitigator.observability.allocator`), at its peak (sampled through the storm), once the
+`mitigator.handlers.allocator`), at its peak (sampled through the storm), once the
 Incidents settled and once they are deleted, and printed. Without the trim the freed memory
 stayed with malloc (about 60 MiB after the storm, until a trim gave it back). With it, what
 stays is what the operator builds once up to its pool sizes (MEMORY_SLACK), not idle exactly."""
@@ -37,7 +37,7 @@ from mitigator import ACTIONS_ANNOTATION
 from mitigator.bridge.identity import group_hash, group_label
 from mitigator.bridge.limits import ANNOTATION_DROPPED, read_dropped
 from mitigator.models import MAX_TIMELINE_ENTRIES
-from mitigator.observability.allocator import TRIM_SECONDS
+from mitigator.handlers.allocator import TRIM_EVERY_SECONDS as TRIM_SECONDS
 from tests.support.bridge import alert, list_incidents, webhook
 from tests.support.faults import OperatorProcess, TargetWrites
 from tests.support.kube import BAD, deploy_good_then_bad

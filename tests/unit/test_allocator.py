@@ -1,35 +1,30 @@
-"""The operator gives freed memory back to the system periodically (glibc's malloc_trim), and
-stops when cancelled; the memory effect itself is shown by tests/faults/test_storms.py."""
+"""The C allocator settings the operator applies to itself (glibc; elsewhere a no-op)."""
 
 from __future__ import annotations
 
-import asyncio
-import platform
+import ctypes.util
+import threading
 
 import pytest
 
-from mitigator.observability import allocator
+from mitigator.handlers import allocator
+
+glibc = pytest.mark.skipif(ctypes.util.find_library("c") is None, reason="no C library found")
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-def test_the_trim_runs_periodically_until_cancelled(monkeypatch: pytest.MonkeyPatch) -> None:
-    trim = allocator._malloc_trim()
-    assert trim is not None
-    calls: list[int] = []
+@glibc
+def test_arenas_limited_and_free_pages_handed_back() -> None:
+    assert allocator.limit_arenas()
+    garbage = [bytearray(1 << 20) for _ in range(32)]
+    del garbage
+    assert isinstance(allocator.trim(), bool)
 
-    def counted(pad: int) -> int:
-        calls.append(pad)
-        return trim(pad)
 
-    monkeypatch.setattr(allocator, "_malloc_trim", lambda: counted)
-
-    async def run() -> None:
-        task = asyncio.create_task(allocator.trim_periodically(0.01))
-        while len(calls) < 3:
-            await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(run())
-    assert calls[:3] == [0, 0, 0]
+@glibc
+def test_periodic_trim_stops_when_told() -> None:
+    stop = threading.Event()
+    thread = allocator.trim_periodically(stop, every=0.01)
+    assert thread is not None and thread.daemon
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()

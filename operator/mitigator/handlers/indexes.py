@@ -113,15 +113,22 @@ def contenders_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[Con
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     ceilings = settings.ceilings()
 
-    def index_policy_within_ceilings(**kwargs: Any) -> dict[str, IndexedPolicy]:
+    # Async on purpose: kopf runs a sync handler in its thread pool, the one the ticks share,
+    # and these run for every event of every Incident and Deployment (10,000 at a start with
+    # many objects); they only compute, so the event loop runs them without a thread hop.
+    async def policies(**kwargs: Any) -> dict[str, IndexedPolicy]:
         return index_policy(**kwargs, ceilings=ceilings)
 
-    kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id=POLICIES, registry=registry)(
-        index_policy_within_ceilings
-    )
+    async def contenders(**kwargs: Any) -> dict[str, Contender]:
+        return index_contender(**kwargs)
+
+    async def deployments(**kwargs: Any) -> dict[DeploymentKey, IndexedDeployment]:
+        return index_deployment(**kwargs)
+
+    kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id=POLICIES, registry=registry)(policies)
     kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=CONTENDERS, registry=registry)(
-        index_contender
+        contenders
     )
     # The Deployments are watched anyway (policy coverage): their labels, kept by the watch,
     # spare a LIST of the namespace on every Deployment event.
-    kopf.index("apps", "v1", "deployments", id=DEPLOYMENTS, registry=registry)(index_deployment)
+    kopf.index("apps", "v1", "deployments", id=DEPLOYMENTS, registry=registry)(deployments)

@@ -94,8 +94,9 @@ def observe_tick(
             metrics.TIME_TO_RESOLUTION.observe((new.resolved_at - new.detected_at).total_seconds())
 
 
-def incident_seen(event: kopf.RawEvent, uid: str, status: kopf.Status, **_: Any) -> None:
-    """Keep `mitigator_incidents{phase,severity}` current from the watch."""
+async def incident_seen(event: kopf.RawEvent, uid: str, status: kopf.Status, **_: Any) -> None:
+    """Keep `mitigator_incidents{phase,severity}` current from the watch. (Async: a sync
+    handler takes a turn in the ticks' thread pool for every event of every Incident.)"""
     if event.get("type") == "DELETED":
         metrics.INCIDENTS.forget(uid)
         return

@@ -9,6 +9,7 @@ policies in its namespace.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,10 +134,12 @@ def _coverage_moves(
     return covered != (labels is not None and selector_matches(spec.selector, labels))
 
 
-def deployment_changed(
+async def deployment_changed(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """Deployments come and go without touching any policy: keep coverage current."""
+    """Deployments come and go without touching any policy: keep coverage current. Async: it
+    runs for every event of every Deployment (a start, a burst of rollouts) and almost always
+    decides in memory that nothing moved; only a write goes to a thread."""
     if not leading(memo):
         return
     namespace, name = str(body["metadata"]["namespace"]), str(body["metadata"]["name"])
@@ -155,11 +158,19 @@ def deployment_changed(
     if not gone:
         deployments.append({"metadata": {"name": name, "labels": labels}})
     for policy in policies:
+        key = (namespace, policy.candidate.name)
         changes = policy_status(policy.body, deployments, ceilings=memo.settings.ceilings())
+        # Recorded before the write is awaited: the events that arrive meanwhile (a start, a
+        # burst: hundreds at once) then compare with it and do not each write it again.
+        written[key] = frozenset(changes.get("coveredDeployments", _indexed_coverage(policy)))
         if changes:
-            cluster.kube.patch_policy_status(namespace, policy.candidate.name, changes)
-        covered = changes.get("coveredDeployments", _indexed_coverage(policy))
-        written[(namespace, policy.candidate.name)] = frozenset(covered)
+            try:
+                await asyncio.to_thread(
+                    cluster.kube.patch_policy_status, namespace, policy.candidate.name, changes
+                )
+            except Exception:
+                written.pop(key, None)  # not written: the next event compares afresh
+                raise
 
 
 def _indexed_coverage(policy: IndexedPolicy) -> list[str]:
