@@ -55,7 +55,6 @@ COST_ROLLBACKS = 10
 WAITERS = 20
 WAIT_WINDOW = 20.0
 TOKEN = "bench-bridge-token-0123456789abcdef"
-LEASE_NAMESPACE = "mitigator-system"
 
 # action type → the Incident's step, and the guide's manual runbook command for it
 ACTIONS: dict[str, tuple[dict[str, Any], list[str]]] = {
@@ -113,9 +112,6 @@ def reaction(
         namespace,
         MITIGATOR_BRIDGE_PORT=str(port),
         MITIGATOR_BRIDGE_TOKEN=TOKEN,
-        # Where its RBAC lets it hold the Lease (config/base/leader-election-rbac.yaml): in
-        # the watched namespace it is refused (403) and the operator never acts.
-        MITIGATOR_LEASE_NAMESPACE=LEASE_NAMESPACE,
     )
     with DeploymentWatch(cluster, namespace) as watch:
         watch.wait_seen(everything, timeout=60)

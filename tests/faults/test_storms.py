@@ -36,8 +36,8 @@ from localkube.testing import ClusterAccess
 from mitigator import ACTIONS_ANNOTATION
 from mitigator.bridge.identity import group_hash, group_label
 from mitigator.bridge.limits import ANNOTATION_DROPPED, read_dropped
-from mitigator.models import MAX_TIMELINE_ENTRIES
 from mitigator.handlers.allocator import TRIM_EVERY_SECONDS as TRIM_SECONDS
+from mitigator.models import MAX_TIMELINE_ENTRIES
 from tests.support.bridge import alert, list_incidents, webhook
 from tests.support.faults import OperatorProcess, TargetWrites
 from tests.support.kube import BAD, deploy_good_then_bad
