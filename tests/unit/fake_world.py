@@ -126,6 +126,12 @@ class FakeWorld:
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]:
         return self.policies_
 
+    def mitigator_of(self, namespace: str, target: str, *, me: str) -> str | None:
+        for contender in self.contenders:
+            if contender.uid != me and contender.holds_claim and contender.target == target:
+                return contender.name
+        return None
+
     def request_slot(self, namespace: str, me: Contender, *, limit: int) -> str | None:
         others = [c for c in self.contenders if c.uid != me.uid]
         return slot_refusal(me, others, granted=(), limit=limit)

@@ -420,3 +420,19 @@ def test_a_crash_loop_seen_only_in_the_pods_still_classifies() -> None:
     status = Driver(world, incident()).tick()
     assert status.classification is not None
     assert "CrashLoopBackOff" in "; ".join(status.classification.reasons)
+
+
+def test_a_duplicate_of_an_incident_mitigating_its_target_attaches_without_waiting_for_a_slot() -> (
+    None
+):
+    world = _world(guardrails={"maxConcurrentMitigations": 1})
+    target = incident().target.name
+    holder = Contender("h-uid", "first", NOW, holds_claim=True, waiting=False, target=target)
+    # The only slot is taken by the holder itself: queueing would wait until it finishes.
+    world.contenders = [holder]
+    status = Driver(world, incident()).tick()
+    assert status.phase is Phase.SUPPRESSED and status.attached_to == "first"
+    assert world.calls == []
+    # A holder of another target leaves the concurrency limit in charge.
+    world.contenders = [Contender("h-uid", "first", NOW, holds_claim=True, waiting=False)]
+    assert Driver(world, incident()).tick().phase is Phase.MITIGATING

@@ -68,6 +68,11 @@ class World(Protocol):
 
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]: ...
 
+    def mitigator_of(self, namespace: str, target: str, *, me: str) -> str | None:
+        """The name of another live Incident holding the claim on `target` (an action of it
+        applied and it not finished), as far as this process knows; None if none."""
+        ...
+
     def request_slot(self, namespace: str, me: Contender, *, limit: int) -> str | None:
         """A turn under the concurrency limit (None), or why not yet; see
         `guardrails.slot_refusal`, which implementations apply atomically."""

@@ -44,7 +44,13 @@ def index_policy(
 
 
 def index_contender(
-    *, namespace: str | None, name: str, uid: str, status: kopf.Status, **_: Any
+    *,
+    namespace: str | None,
+    name: str,
+    uid: str,
+    spec: kopf.Spec,
+    status: kopf.Status,
+    **_: Any,
 ) -> dict[str, Contender]:
     """Incidents the operator still moves on, as the concurrency limit sees them. (An empty
     result takes a finished incident out: kopf keeps the last value when given None.)"""
@@ -61,6 +67,7 @@ def index_contender(
         detected_at=parse_timestamp(detected) if detected else None,
         holds_claim=holds_claim,
         waiting=phase is Phase.MITIGATING and not holds_claim,
+        target=str((spec.get("target") or {}).get("name", "")),
     )
     return {str(namespace): contender}
 

@@ -161,6 +161,12 @@ class ClusterWorld:
     def policies(self, namespace: str) -> Sequence[PolicyCandidate]:
         return [policy.candidate for policy in policies_in(self.handler_kwargs, namespace)]
 
+    def mitigator_of(self, namespace: str, target: str, *, me: str) -> str | None:
+        for contender in contenders_in(self.handler_kwargs, namespace):
+            if contender.uid != me and contender.holds_claim and contender.target == target:
+                return contender.name
+        return None
+
     def request_slot(self, namespace: str, me: Contender, *, limit: int) -> str | None:
         others = [c for c in contenders_in(self.handler_kwargs, namespace) if c.uid != me.uid]
         return self.cluster.request_slot(namespace, me, others, limit=limit)

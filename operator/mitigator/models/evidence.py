@@ -162,3 +162,6 @@ class Contender:
     holds_claim: bool
     # Mitigating without an action applied yet: it wants a slot.
     waiting: bool
+    # The Deployment it is about: a claim holder on the same target is what a newcomer
+    # attaches to without waiting for a slot.
+    target: str = ""

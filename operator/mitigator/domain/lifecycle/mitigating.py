@@ -67,6 +67,18 @@ def mitigate(tick: Tick) -> None:
     if refusal:
         tick.refuse(refusal, before=f"step {record.id}")
         return
+    holder = tick.world.mitigator_of(tick.view.namespace, tick.spec.target.name, me=tick.view.uid)
+    if holder is not None and not draft.holds_claim:
+        # Already being mitigated: attach now rather than queue for a slot behind it (a storm
+        # of duplicates would otherwise wait its turn, a few per tick, to be told the same).
+        # No write follows from this; a holder that has just finished only means this
+        # Incident follows its outcome, as when the executor finds the claim.
+        message = (
+            f"Incident {holder} is mitigating Deployment {tick.spec.target.name}; "
+            "this one is attached to it"
+        )
+        _settle(tick, index, record, ActionOutcome(ActionState.REFUSED, message, claimed_by=holder))
+        return
     me = Contender(
         uid=tick.view.uid,
         name=tick.view.name,
