@@ -6,6 +6,8 @@ the operator lets go, its finalizers do not hold the namespace."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -26,6 +28,50 @@ EVIDENCE_RULE = {"name": "p1", "when": {"severities": ["P0", "P1"]}, "actions": 
 
 def _health(dep: dict[str, Any]) -> tuple[float, float]:
     return FAILING if image(dep) == BAD else HEALTHY
+
+
+@contextlib.contextmanager
+def _awaiting_approval(
+    resources: Resources,
+    apps: client.AppsV1Api,
+    *,
+    names: Iterable[str],
+    operator: OperatorProcess,
+    signals: Any,
+) -> Iterator[dict[str, TargetWrites]]:
+    """One bad deploy per name, each covered by its own policy that reserves the rollback for
+    a person; the operator started and each name's Incident waiting for that approval. Yields
+    the writes seen on each target."""
+    namespace = resources.namespace
+    names = tuple(names)
+    for name in names:
+        deploy_good_then_bad(apps, namespace, name)
+        resources.create(
+            policy_manifest(
+                name,
+                app=name,
+                rules=[EVIDENCE_RULE],
+                guardrails={"requireApprovalFor": ["rollback"]},
+            )
+        )
+    with contextlib.ExitStack() as stack:
+        writes = {name: stack.enter_context(TargetWrites(apps, namespace, name)) for name in names}
+        for name in names:
+            stack.enter_context(
+                Responder(
+                    resources.custom.api_client,
+                    signals,
+                    namespace=namespace,
+                    name=name,
+                    health=_health,
+                )
+            )
+        operator.start()
+        for name in names:
+            resources.create(incident_manifest(name, target=name))
+        for name in names:
+            resources.wait_phase(name, "AwaitingApproval", "Resolved", "Escalated", "Failed")
+        yield writes
 
 
 def test_a_target_deleted_mid_incident_fails_it_with_the_reason(
@@ -67,27 +113,9 @@ def test_a_policy_deleted_or_narrowed_mid_incident_stops_further_actions(
     resources = Resources(fault_api, namespace)
     custom = client.CustomObjectsApi(fault_api)
     names = ("deleted", "narrowed")
-    for name in names:
-        deploy_good_then_bad(apps, namespace, name)
-        resources.create(
-            policy_manifest(
-                name,
-                app=name,
-                rules=[EVIDENCE_RULE],
-                guardrails={"requireApprovalFor": ["rollback"]},
-            )
-        )
-    with (
-        TargetWrites(apps, namespace, "deleted") as deleted_writes,
-        TargetWrites(apps, namespace, "narrowed") as narrowed_writes,
-        Responder(fault_api, signals, namespace=namespace, name="deleted", health=_health),
-        Responder(fault_api, signals, namespace=namespace, name="narrowed", health=_health),
-    ):
-        fault_operator.start()
-        for name in names:
-            resources.create(incident_manifest(name, target=name))
-        for name in names:
-            resources.wait_phase(name, "AwaitingApproval", "Resolved", "Escalated", "Failed")
+    with _awaiting_approval(
+        resources, apps, names=names, operator=fault_operator, signals=signals
+    ) as writes_of:
         custom.delete_namespaced_custom_object(
             GROUP, VERSION, namespace, "mitigationpolicies", "deleted"
         )
@@ -105,7 +133,7 @@ def test_a_policy_deleted_or_narrowed_mid_incident_stops_further_actions(
             name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=30)
             for name in names
         }
-    for name, writes in (("deleted", deleted_writes), ("narrowed", narrowed_writes)):
+    for name, writes in writes_of.items():
         status = done[name]["status"]
         assert status["phase"] == "Escalated", (name, status.get("message"))
         assert "stopped before step" in status["message"], status["message"]
@@ -141,27 +169,9 @@ def test_a_policy_made_invalid_for_the_operator_mid_incident_stops_further_actio
     namespace, apps = fault_namespace, fault_apps
     resources = Resources(fault_api, namespace)
     custom = client.CustomObjectsApi(fault_api)
-    for name in INVALIDATING_EDITS:
-        deploy_good_then_bad(apps, namespace, name)
-        resources.create(
-            policy_manifest(
-                name,
-                app=name,
-                rules=[EVIDENCE_RULE],
-                guardrails={"requireApprovalFor": ["rollback"]},
-            )
-        )
-    with (
-        TargetWrites(apps, namespace, "elsewhere") as elsewhere_writes,
-        TargetWrites(apps, namespace, "huge") as huge_writes,
-        Responder(fault_api, signals, namespace=namespace, name="elsewhere", health=_health),
-        Responder(fault_api, signals, namespace=namespace, name="huge", health=_health),
-    ):
-        fault_operator.start()
-        for name in INVALIDATING_EDITS:
-            resources.create(incident_manifest(name, target=name))
-        for name in INVALIDATING_EDITS:
-            resources.wait_phase(name, "AwaitingApproval", "Resolved", "Escalated", "Failed")
+    with _awaiting_approval(
+        resources, apps, names=INVALIDATING_EDITS, operator=fault_operator, signals=signals
+    ) as writes_of:
         for name, (edit, _) in INVALIDATING_EDITS.items():
             custom.patch_namespaced_custom_object(
                 GROUP, VERSION, namespace, "mitigationpolicies", name, {"spec": edit}
@@ -175,7 +185,7 @@ def test_a_policy_made_invalid_for_the_operator_mid_incident_stops_further_actio
             for name in INVALIDATING_EDITS
         }
         replicas = {name: _replicas(apps, namespace, name) for name in INVALIDATING_EDITS}
-    for name, writes in (("elsewhere", elsewhere_writes), ("huge", huge_writes)):
+    for name, writes in writes_of.items():
         _, reason = INVALIDATING_EDITS[name]
         assert (valid[name]["status"], valid[name]["reason"]) == ("False", "NotAllowed")
         assert reason in valid[name]["message"], valid[name]
