@@ -16,8 +16,8 @@ judged: the resident size is measured idle (after the operator's first periodic 
 `mitigator.handlers.allocator`), at each storm's peak, once its Incidents settled and once
 they are deleted (after a trim). Without the trim the freed memory stayed with malloc (about
 60 MiB after a storm). The first storm grows what the operator builds once, up to its pool
-sizes (POOLS_SLACK); the second must come back to where the first left it (LEAK_SLACK): a
-storm leaves nothing behind."""
+sizes (POOLS_SLACK); the second must come back to where the first left it, within the noise
+of a trim (LEAK_SLACK)."""
 
 from __future__ import annotations
 
@@ -70,10 +70,11 @@ MIB = 1024 * 1024
 # stacks and malloc heap, their pooled API-server connections, code and validators built on
 # first use). Measured: 21-39 MiB over a 105 MiB idle in 6 runs at load 1-25.
 POOLS_SLACK = 64 * MIB
-# What a second storm, as large, may leave over the first: less than what keeping the storm's
-# 400 Incidents (their bodies and statuses as Python objects, tens of KiB each) would.
-# Measured: the second came back 12 MiB below the first.
-LEAK_SLACK = 8 * MIB
+# What a second storm, as large, may leave over the first. The resident size after a trim
+# moves with fragmentation: second minus first measured -12 and +5 MiB (2 runs). 24 MiB is
+# over that noise; it catches a leak of more than about 60 KiB per Incident of the storm
+# (400 of them), not a smaller one (docs/RELIABILITY.md says so).
+LEAK_SLACK = 24 * MIB
 TARGETS = ("warm", "web")
 
 
