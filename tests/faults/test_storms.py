@@ -71,7 +71,7 @@ MIB = 1024 * 1024
 # first use). Measured: 21-39 MiB over a 105 MiB idle in 6 runs at load 1-25.
 POOLS_SLACK = 64 * MIB
 # What a second storm, as large, may leave over the first. The resident size after a trim
-# moves with fragmentation: second minus first measured -12 and +5 MiB (2 runs). 24 MiB is
+# moves with fragmentation: second minus first measured -12, +5 and +3 MiB (3 runs). 24 MiB is
 # over that noise; it catches a leak of more than about 60 KiB per Incident of the storm
 # (400 of them), not a smaller one (docs/RELIABILITY.md says so).
 LEAK_SLACK = 24 * MIB
