@@ -275,22 +275,24 @@ class KubeClient:
     def patch_incident(self, namespace: str, name: str, patch: JsonObject) -> JsonObject:
         """A JSON merge patch of an Incident; with metadata.resourceVersion in the patch, a
         concurrent change is a `Conflict`. NotFound and Invalid as for `create_incident`."""
-        return call(
-            f"Incident {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            INCIDENT_PLURAL,
-            name,
-            patch,
-            translate=translate_write,
-        )
+        return self._patch_incident(namespace, name, patch, translate=translate_write)
 
     def patch_incident_tested(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch of an Incident: its `test` operations guard only what the writer
         decided on, so a write of other fields (the operator's status) is no conflict; a
         failed test is a `Conflict`. NotFound and Invalid as for `create_incident`."""
+        return self._patch_incident(
+            namespace,
+            name,
+            patch,
+            # A list is a JSON patch; the client would send it as a merge patch.
+            _content_type="application/json-patch+json",
+            translate=translate_tested_write,
+        )
+
+    def _patch_incident(
+        self, namespace: str, name: str, patch: JsonObject | JsonPatch, **how: Any
+    ) -> JsonObject:
         return call(
             f"Incident {namespace}/{name}",
             self.custom.patch_namespaced_custom_object,
@@ -300,9 +302,7 @@ class KubeClient:
             INCIDENT_PLURAL,
             name,
             patch,
-            # A list is a JSON patch; the client would send it as a merge patch.
-            _content_type="application/json-patch+json",
-            translate=translate_tested_write,
+            **how,
         )
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:

@@ -77,20 +77,25 @@ def translate_write(exc: ApiException, what: str) -> Exception:
 def translate_tested_write(exc: ApiException, what: str) -> Exception:
     """`translate_write` for a JSON patch whose `test` operations guard it: a failed test (a
     422 too) is a `Conflict`, not `Invalid`."""
-    if exc.status == 422 and _FAILED_TEST in str(exc.body):
-        return Conflict(f"{what} changed while it was being patched; will re-read")
-    return translate_write(exc, what)
+    return _failed_test(exc, what) or translate_write(exc, what)
 
 
 def translate(exc: ApiException, what: str) -> Exception:
     if exc.status == 404:
         return NotFound(f"{what} not found")
-    if exc.status == 422 and _FAILED_TEST in str(exc.body):
-        # A JSON-patch "test" failed: someone changed the object since we read it.
-        return Conflict(f"{what} changed while it was being patched; will re-read")
+    failed_test = _failed_test(exc, what)
+    if failed_test is not None:
+        return failed_test
     if exc.status == 409:
         return Conflict(f"{what}: conflict: {exc.reason}")
     return _api_error(exc, what)
+
+
+def _failed_test(exc: ApiException, what: str) -> Conflict | None:
+    """A JSON-patch `test` failed (a 422): someone changed the object since it was read."""
+    if exc.status == 422 and _FAILED_TEST in str(exc.body):
+        return Conflict(f"{what} changed while it was being patched; will re-read")
+    return None
 
 
 def _api_error(exc: ApiException, what: str) -> ApiError:
