@@ -116,6 +116,8 @@ def test_prometheus_down_or_slow_during_verification_never_resolves_and_resumes_
     resources = Resources(fault_api, namespace)
     _setup(apps, resources, namespace, proxies)
     unknown_seen: dict[str, list[str]] = {fault: [] for fault in FAULTS}
+    # The tick time (`verification.at`) of the last check seen recording the missing data.
+    last_unknown_at: dict[str, datetime] = {}
     with (
         Responder(fault_api, signals, namespace=namespace, name="down", health=_health),
         Responder(fault_api, signals, namespace=namespace, name="slow", health=_health),
@@ -135,14 +137,17 @@ def test_prometheus_down_or_slow_during_verification_never_resolves_and_resumes_
             for fault in FAULTS:
                 status = resources.incident(fault)["status"]
                 assert status["phase"] == "Verifying", (fault, status.get("message"))
-                for check in (status.get("verification") or {}).get("checks") or []:
+                verification = status.get("verification") or {}
+                for check in verification.get("checks") or []:
                     if "unknown" in (check.get("message") or ""):
                         assert check["passed"] is False
                         unknown_seen[fault].append(check["message"])
+                        last_unknown_at[fault] = datetime.fromisoformat(verification["at"])
             time.sleep(0.3)
+        # Taken before the switch: a tick that starts now may query the answering Prometheus.
+        back = datetime.now(UTC)
         for proxy in proxies.values():
             proxy.set("up")
-        back = datetime.now(UTC)
         done = {
             fault: resources.wait_phase(fault, "Resolved", "Escalated", "Failed", timeout=60)
             for fault in FAULTS
@@ -152,6 +157,11 @@ def test_prometheus_down_or_slow_during_verification_never_resolves_and_resumes_
         assert unknown_seen[fault], f"{fault}: verification never recorded the missing data"
         assert status["phase"] == "Resolved", (fault, status.get("message"))
         passing_since = datetime.fromisoformat(status["verification"]["passingSince"])
+        # The passing window holds no tick that lacked the data...
+        assert passing_since > last_unknown_at[fault], (fault, passing_since, last_unknown_at)
+        # ...and began within a tick of Prometheus answering again. `passingSince` is the
+        # tick's start, taken before its queries, so a tick that started just before the
+        # switch and queried just after it counts from its start (a few ms before `back`).
         resumed = (passing_since - back).total_seconds()
         print(f"Prometheus {fault}: verification passing again {resumed:.1f}s after it returned")
-        assert 0 <= resumed < RESUME_BOUND_SECONDS, (fault, resumed)
+        assert resumed < RESUME_BOUND_SECONDS, (fault, resumed)
