@@ -7,3 +7,11 @@ pytest_plugins = [
     "tests.support.fixtures.world",
     "tests.support.fixtures.service",
 ]
+
+
+def pytest_configure() -> None:
+    # Every process a session starts (control planes, Prometheus, Alertmanager) dies with it,
+    # even when the session itself is killed before its teardown (CI's timeout, a kill -9).
+    from localkube.processes import tie_children_to_this_process
+
+    tie_children_to_this_process()

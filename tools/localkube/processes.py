@@ -1,13 +1,20 @@
 """Child processes of the harness: started in their own process group with a log file each,
-stopped as a group (TERM, then KILL), so nothing outlives the harness."""
+stopped as a group (TERM, then KILL), so nothing outlives the harness.
+
+A harness that may be killed before it stops them (a test session killed by CI's timeout or a
+person's Ctrl-C twice) calls `tie_children_to_this_process()` first: from then on each child
+is started through util-linux's `setpriv --pdeathsig KILL`, so the kernel kills it when the
+harness dies. `localkube up` and the demo do not: their cluster outlives the command."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +24,26 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_tied = threading.Event()  # set once, by a harness: a flag without a global statement
+
+
+def tie_children_to_this_process() -> None:
+    """Children started from now on die with this process (see the module's docstring)."""
+    _tied.set()
+
+
+def tied_argv(argv: list[str]) -> list[str]:
+    """`argv` run so that it gets SIGKILL when the thread starting it ends, if this process
+    asked for that. Linux sends the parent-death signal when the *thread* that forked the
+    child exits, so a child started from any other thread than the main one (which lives as
+    long as the process) is left untied rather than killed early."""
+    setpriv = shutil.which("setpriv")
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    if not _tied.is_set() or setpriv is None or not on_main_thread:
+        return argv
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
 
 
 @dataclass
@@ -32,7 +59,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.popen = subprocess.Popen(
-                self.argv,
+                tied_argv(self.argv),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from localkube.build import ensure_built
 from localkube.cluster import LocalCluster
+from localkube.processes import tie_children_to_this_process
 
 TEST_NAMESPACE_LABEL = "mitigator.luminamind.io/test-namespace"
 
@@ -33,6 +34,8 @@ class ClusterAccess:
 @contextmanager
 def cluster_for_tests() -> Iterator[ClusterAccess]:
     existing = os.environ.get("MITIGATOR_TEST_KUBECONFIG")
+    # A test session killed before its teardown must not leave a control plane running.
+    tie_children_to_this_process()
     bins = ensure_built()
     # kubectl (built with the control plane) is on the PATH of everything the tests start.
     os.environ["PATH"] = f"{bins}{os.pathsep}{os.environ.get('PATH', '')}"
