@@ -19,6 +19,8 @@ With I/O:
 
 - `service`: a payload → its answer (200, 413, 422 or 503), every alert accounted for.
 - `upsert`: one target's alerts into its Incident, through `mitigator.k8s`.
+- `upsert_batch`: several alert groups of one target in as few writes as they allow.
+- `commits`: the group commit: the requests for a target that wait while it is written.
 - `failures`: how the API server failed: 503 (retry) or too large to store (413).
 - `owners`: a pod → its Deployment (Pod → ReplicaSet → Deployment).
 - `server`: the aiohttp application (`POST /api/v1/alerts`, `/healthz`, `/metrics`).

@@ -1,6 +1,6 @@
 """Group commit of the alert groups of one target: the requests that arrive for a target while
 it is being written wait their turn together, and the next write carries all of them
-(`Upserter.upsert_many`), instead of one write (and its reads, and its conflicts with the
+(`upsert_batch`), instead of one write (and its reads, and its conflicts with the
 operator's status writes) each. A storm of 200 groups for one Deployment costs a handful of
 writes of its Incident.
 
@@ -19,6 +19,7 @@ from functools import partial
 from mitigator.bridge.failures import ApiFailure
 from mitigator.bridge.grouping import TargetAlerts
 from mitigator.bridge.upsert import Answered, TargetResult, Upserter
+from mitigator.bridge.upsert_batch import upsert_batch
 
 TargetKey = tuple[str, str]
 _Future = asyncio.Future[TargetResult]
@@ -51,9 +52,8 @@ class GroupCommits:
                 targets = [target for target, _ in waiting]
                 answer = partial(_answer, loop, futures)
                 try:
-                    await loop.run_in_executor(
-                        self._executor, self.upserter.upsert_many, targets, answer
-                    )
+                    write = partial(upsert_batch, self.upserter, targets, answer)
+                    await loop.run_in_executor(self._executor, write)
                 except asyncio.CancelledError:
                     _fail(futures, ApiFailure("the bridge is stopping"))
                     raise

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from mitigator import k8s
-from mitigator.bridge.batches import Fold, fold
 from mitigator.bridge.episodes import (
     Create,
     Decision,
@@ -47,7 +46,7 @@ from mitigator.bridge.failures import (
 )
 from mitigator.bridge.grouping import TargetAlerts
 from mitigator.bridge.identity import LABEL_GROUP
-from mitigator.bridge.memory import OWN, Recent
+from mitigator.bridge.memory import Recent
 from mitigator.bridge.notes import AlertNote, Reason, clip
 from mitigator.bridge.telemetry import BridgeMetrics
 from mitigator.bridge.writes import guarded_patch
@@ -58,8 +57,6 @@ log = logging.getLogger("mitigator.bridge")
 # Attempts at one target before answering 503: each lost race (a concurrent create, a
 # resourceVersion conflict) costs one.
 MAX_ATTEMPTS = 8
-# Alert groups of one target written together at most: one label selector names them all.
-MAX_BATCH = 64
 # Targets are written one at a time (per bridge process), through this many striped locks.
 _TARGET_LOCKS = 64
 
@@ -114,101 +111,15 @@ class Upserter:
         (errors and latency after a bad deploy) make one Incident, the second attached to
         the first. Two bridge replicas can still race; the operator's claim on the target
         keeps them from both mitigating."""
-        with self._target_locks[hash((target.namespace, target.deployment)) % _TARGET_LOCKS]:
+        with self.lock_for(target.key):
             return self._upsert(target)
 
-    def upsert_many(
-        self, targets: Sequence[TargetAlerts], answer: Callable[[int, Answered], None]
-    ) -> None:
-        """Alert groups of ONE target that arrived together, in as few writes as they allow
-        (`batches.fold`): `answer(index, result)` for each, once the write that carries its
-        alerts succeeded, or with the `ApiFailure` that ended it (a failed write fails every
-        group it carried, and Alertmanager retries them)."""
-        if not targets:
-            return
-        with self._target_locks[hash(targets[0].key) % _TARGET_LOCKS]:
-            pending = list(range(len(targets)))
-            while pending:
-                chunk, pending = pending[:MAX_BATCH], pending[MAX_BATCH:]
-                try:
-                    done, rest = self._round([targets[index] for index in chunk])
-                except ApiFailure as failure:
-                    for index in (*chunk, *pending):
-                        answer(index, failure)
-                    return
-                for local, result in done.items():
-                    answer(chunk[local], result)
-                pending = [*(chunk[local] for local in rest), *pending]
+    def lock_for(self, key: tuple[str, str]) -> threading.Lock:
+        """The lock a write for the Deployment `key` (namespace, name) holds."""
+        return self._target_locks[hash(key) % _TARGET_LOCKS]
 
-    def _round(self, batch: list[TargetAlerts]) -> tuple[dict[int, Answered], list[int]]:
-        """One write for as many of `batch` as it can carry: their answers (by index in
-        `batch`), and the indexes left for the next round. Always answers one at least."""
-        if len(batch) == 1:
-            return {0: self._one(batch[0])}, []
-        for _ in range(MAX_ATTEMPTS):
-            folded, remembered = self._fold(batch)
-            if not folded.carried:  # nothing settled by what was read: the first alone
-                return {0: self._one(batch[0])}, list(range(1, len(batch)))
-            carried = [(batch[index], index, decision) for index, decision in folded.carried]
-            written = None
-            try:
-                if folded.patch is not None:
-                    assert folded.name is not None
-                    written = self._patch(
-                        batch[0].namespace, folded.name, folded.patch, base=folded.base
-                    )
-                elif remembered:  # only keeps, decided on memory: confirm on a fresh read
-                    self.recent.forget_object(batch[0].key)
-                    continue
-            except (k8s.Conflict, k8s.NotFound):
-                self.recent.forget_object(batch[0].key)
-                continue
-            except (k8s.NamespaceNotFound, k8s.Invalid, TooLarge):
-                # Which group's alerts the API server refused is told one group at a time.
-                return {index: self._one(target) for target, index, _ in carried}, list(folded.rest)
-            answers: dict[int, Answered] = {
-                index: self.record(target, decision, written=written, recorded=folded.recorded)
-                for target, index, decision in carried
-            }
-            if len(carried) > 1:
-                log.info(
-                    "bridge: %d alert groups of Deployment %s/%s written to Incident %s at once",
-                    len(carried),
-                    batch[0].namespace,
-                    batch[0].deployment,
-                    folded.name,
-                )
-            return answers, list(folded.rest)
-        raise ApiFailure(
-            f"the Incidents of Deployment {batch[0].namespace}/{clip(batch[0].deployment)} "
-            f"kept changing; gave up after {MAX_ATTEMPTS} attempts"
-        )
-
-    def _fold(self, batch: list[TargetAlerts]) -> tuple[Fold, bool]:
-        """`batches.fold` on what the batch needs read: the groups' own Incidents (one list by
-        their labels), and the Incidents their alerts went to lately, as the bridge wrote
-        them or else read; the whole namespace when the bridge wrote none lately. Also
-        whether a remembered Incident was used."""
-        namespace, key, now = batch[0].namespace, batch[0].key, self.clock()
-        names = {self.recent.where(target.group_hash) for target in batch}
-        names.add(self.recent.last_for(key))
-        names -= {None, OWN}
-        if not names:
-            everything = self._api(self.kube.list_incidents, namespace)
-            return fold(batch, (), everything, now, complete=True), False
-        labels = ",".join(sorted({target.group_label for target in batch}))
-        own = self._api(self._group_incidents, namespace, f"{LABEL_GROUP} in ({labels})")
-        hosts, remembered = [], False
-        for name in sorted(str(name) for name in names):
-            host = self.recent.written(key, name)
-            remembered = remembered or host is not None
-            try:
-                hosts.append(host or self._api(self.kube.read_incident, namespace, name))
-            except k8s.NotFound:
-                continue
-        return fold(batch, own, hosts, now, complete=False), remembered
-
-    def _one(self, target: TargetAlerts) -> Answered:
+    def try_upsert(self, target: TargetAlerts) -> Answered:
+        """`upsert` for a caller that holds the target's lock, its failure as a value."""
         try:
             return self._upsert(target)
         except ApiFailure as failure:
@@ -261,17 +172,17 @@ class Upserter:
                 return decision
         guess = self.recent.last_for((namespace, target.deployment))
         if hint is None and guess is None:  # a new group of a target not written lately
-            everything = self._api(self.kube.list_incidents, namespace)
+            everything = self.api_call(self.kube.list_incidents, namespace)
             own = [i for i in everything if _group_of(i) == target.group_label]
             return decide(target, own, now, everything)
-        own = self._api(self._group_incidents, namespace, target.group_selector)
+        own = self.api_call(self.group_incidents, namespace, target.group_selector)
         if open_episode(own) is not None:
             return decide(target, own, now)
         if guess:  # the target's Incident written last: probably open, to attach to
             decision = self._attach_to(target, guess, own, now)
             if decision is not None:
                 return decision
-        return decide(target, own, now, self._api(self.kube.list_incidents, namespace))
+        return decide(target, own, now, self.api_call(self.kube.list_incidents, namespace))
 
     def _attach_to(
         self, target: TargetAlerts, name: str, own: list[JsonObject] | None, now: datetime
@@ -285,7 +196,7 @@ class Upserter:
             if isinstance(decision, Patch):
                 return decision
         try:
-            host = self._api(self.kube.read_incident, target.namespace, name)
+            host = self.api_call(self.kube.read_incident, target.namespace, name)
         except k8s.NotFound:
             return None
         return _settled(target, host, own, now)
@@ -295,7 +206,7 @@ class Upserter:
         if isinstance(decision, Skip):
             return TargetResult(skipped=target.notes(Reason.NO_OPEN_INCIDENT, decision.message))
         if isinstance(decision, Create):
-            created = self._api(self.kube.create_incident, namespace, decision.body)
+            created = self.api_call(self.kube.create_incident, namespace, decision.body)
             recorded = len(created["spec"]["source"].get("alerts", []))
             self.metrics.incidents_created.inc()
             dropped = target.dropped(target.spec.source.alerts).alerts
@@ -307,7 +218,7 @@ class Upserter:
             return _outcome(target, name=decision.name, result="created", recorded=recorded)
         written = None
         if isinstance(decision, Patch):
-            written = self._patch(namespace, decision.name, decision.patch, base=decision.base)
+            written = self.patch(namespace, decision.name, decision.patch, base=decision.base)
         return self.record(target, decision, written=written, recorded=decision.recorded)
 
     def record(
@@ -342,20 +253,20 @@ class Upserter:
             log.info("bridge: updated Incident %s/%s", target.namespace, decision.name)
         return _outcome(target, name=decision.name, result=result, recorded=recorded)
 
-    def _patch(
+    def patch(
         self, namespace: str, name: str, merge: JsonObject, *, base: Mapping[str, Any] | None
     ) -> JsonObject:
         """The decided change, guarded by what it was decided on (`writes.guarded_patch`), or
         by the resourceVersion when that cannot be tested."""
         tested = guarded_patch(dict(base), merge) if base is not None else None
         if tested is None:
-            return self._api(self.kube.patch_incident, namespace, name, merge)
-        return self._api(self.kube.patch_incident_tested, namespace, name, tested)
+            return self.api_call(self.kube.patch_incident, namespace, name, merge)
+        return self.api_call(self.kube.patch_incident_tested, namespace, name, tested)
 
     def _foreign_name(self, target: TargetAlerts, name: str) -> str | None:
         """Why the name is unusable, if an Incident of another origin holds it."""
         try:
-            existing = self._api(self.kube.read_incident, target.namespace, name)
+            existing = self.api_call(self.kube.read_incident, target.namespace, name)
         except k8s.NotFound:
             return None  # deleted meanwhile: try again
         if _group_of(existing) == target.group_label:
@@ -365,10 +276,10 @@ class Upserter:
             "this alert group; rename or delete it"
         )
 
-    def _group_incidents(self, namespace: str, selector: str) -> list[JsonObject]:
+    def group_incidents(self, namespace: str, selector: str) -> list[JsonObject]:
         return self.kube.list_incidents(namespace, label_selector=selector)
 
-    def _api(self, call: Callable[..., _T], *args: Any) -> _T:
+    def api_call(self, call: Callable[..., _T], *args: Any) -> _T:
         """One Kubernetes call; failures other than the expected answers are `ApiFailure`,
         or `TooLarge`."""
         try:
