@@ -109,6 +109,21 @@ def test_a_rollback_keeps_evidence_and_the_postmortem_matches_the_record(
     assert "EvidenceKept" in timeline_events(incident)
     assert sum(len(v.encode()) for v in evidence.data.values()) < 1024 * 1024
 
+    detected, resolved = (
+        parse_timestamp(status["detectedAt"]),
+        parse_timestamp(status["resolvedAt"]),
+    )
+    # Until Prometheus holds every sample up to the resolution: a scrape still on its way
+    # (late on a loaded machine) would change the figures between the post-mortem's queries
+    # and this test's own of the same window. The service is one scrape target, scraped in
+    # turn: once a sample newer than the resolution is in, every older one is.
+    newest = 'max(timestamp(luminamind_requests_total{namespace="$namespace"}))'
+    wait_until(
+        lambda: (luminamind.value(newest) or 0.0) > resolved.timestamp(),
+        timeout=30,
+        what="Prometheus to hold the samples up to the resolution",
+    )
+
     # The post-mortem, as a person makes it.
     document = tmp_path / "errors.md"
     done = run_cli(
@@ -126,10 +141,6 @@ def test_a_rollback_keeps_evidence_and_the_postmortem_matches_the_record(
     text = document.read_text()
     for entry in status["timeline"]:
         assert f"- {entry['at']} - {entry['event']}: {entry['message']}" in text
-    detected, resolved = (
-        parse_timestamp(status["detectedAt"]),
-        parse_timestamp(status["resolvedAt"]),
-    )
     assert f"**Severity**: {status['severity']}" in text
     assert f"**Date**: {detected.date().isoformat()}" in text
     assert f"ConfigMap `{rollback['evidence']}`" in text

@@ -3,7 +3,8 @@ copy of etcd's data directory taken before the operator acted (T1), as a restore
 does, after the operator applied its rollback and resolved the Incident. The restore is done
 as it should be (`LocalCluster.restore_etcd`): API server and controllers stopped, the
 revision moved past what clients saw and compacted, everything started again. The operator
-is not restarted: its watches get 410 Gone and list again.
+is not restarted (it is frozen while the restore is done and checked): its watches get 410
+Gone and list again.
 
 The action's record on the target and the Incident's status went back together, so the
 operator must find an Incident still to be handled and a target with no record of it, apply
@@ -16,6 +17,8 @@ erased; the Incident never moved again in that process."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -78,11 +81,22 @@ def test_an_etcd_restore_from_before_the_action_makes_the_operator_apply_it_once
         assert before["status"]["phase"] == "Resolved", before["status"].get("message")
         assert revision(apps, namespace, "restored") == at_t1 + 1
         assert len(_records(apps, namespace, "restored")) == 1
-        fault_plane.restore_etcd(backup)
-        # What the restore brought back: the state of T1, on both sides.
-        assert not (resources.incident("restored").get("status") or {}).get("phase")
-        assert revision(apps, namespace, "restored") == at_t1
-        assert _records(apps, namespace, "restored") == []
+        # The operator is frozen (SIGSTOP) while the store is rolled back and checked: what
+        # the restore brought back is read before the operator can act on it, however long
+        # the restarts take on a loaded machine. (Running, it may start on the restored
+        # Incident once the API server answers, while the controllers are still starting.)
+        # Resumed, it finds that its connections were closed under it and lists again, as
+        # after any outage, with everything it remembers of its own writes.
+        assert fault_operator.process is not None
+        os.kill(fault_operator.process.pid, signal.SIGSTOP)
+        try:
+            fault_plane.restore_etcd(backup)
+            # What the restore brought back: the state of T1, on both sides.
+            assert not (resources.incident("restored").get("status") or {}).get("phase")
+            assert revision(apps, namespace, "restored") == at_t1
+            assert _records(apps, namespace, "restored") == []
+        finally:
+            os.kill(fault_operator.process.pid, signal.SIGCONT)
         restored_at = time.monotonic()
         after = resources.wait_phase("restored", "Resolved", "Escalated", "Failed", timeout=90)
         print(f"resolved again {time.monotonic() - restored_at:.1f}s after the restore")

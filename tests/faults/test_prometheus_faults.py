@@ -7,6 +7,7 @@ Each policy reads the session's real Prometheus through a proxy of its own
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -118,9 +119,17 @@ def test_prometheus_down_or_slow_during_verification_never_resolves_and_resumes_
     unknown_seen: dict[str, list[str]] = {fault: [] for fault in FAULTS}
     # The tick time (`verification.at`) of the last check seen recording the missing data.
     last_unknown_at: dict[str, datetime] = {}
+    # The service recovers only once Prometheus is taken away: before that the checks fail on
+    # the data, so verification cannot pass its window (and resolve) in the moment between
+    # this test seeing Verifying and its switch of the proxies, however loaded the machine.
+    faulted = threading.Event()
+
+    def health(dep: dict[str, Any]) -> tuple[float, float]:
+        return _health(dep) if faulted.is_set() else FAILING
+
     with (
-        Responder(fault_api, signals, namespace=namespace, name="down", health=_health),
-        Responder(fault_api, signals, namespace=namespace, name="slow", health=_health),
+        Responder(fault_api, signals, namespace=namespace, name="down", health=health),
+        Responder(fault_api, signals, namespace=namespace, name="slow", health=health),
     ):
         fault_operator.start()
         for fault in FAULTS:
@@ -129,6 +138,7 @@ def test_prometheus_down_or_slow_during_verification_never_resolves_and_resumes_
             resources.wait_phase(fault, "Verifying", "Resolved", "Escalated", "Failed")
         for fault, proxy in proxies.items():
             proxy.set(fault)
+        faulted.set()
         # At least FAULT_SECONDS, and until each verification recorded the missing data (a
         # tick against the slow Prometheus takes its query timeouts before it writes).
         started = time.monotonic()

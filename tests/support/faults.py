@@ -18,6 +18,7 @@ from typing import Any
 from kubernetes import client, watch
 
 from localkube.monitoring import Prometheus
+from localkube.processes import wait_until
 from tests.support.world import start_operator
 
 KILLED = 137  # what failpoints.crash_if_armed exits with, as a SIGKILL would
@@ -99,6 +100,10 @@ class TargetWrites:
 
     def __enter__(self) -> TargetWrites:
         self._thread.start()
+        # The version the watch starts from is the state before anything the test does next:
+        # without it, a loaded machine could start the watch after the operator's first write
+        # and count one change too few.
+        wait_until(lambda: self.versions, timeout=30, what=f"a watch on {self.name}")
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -159,6 +164,9 @@ class FlakyProxy:
         self.mode = "up"
         self.port = 0
         self._listener: socket.socket | None = None
+        # While down: the port bound but not listening (connections refused), so that no other
+        # process (the suite runs beside the fault tier) can take it before the proxy is back.
+        self._held: socket.socket | None = None
         self._stop = threading.Event()
         # Connections open now: a client's kept-alive connection must not outlive a fault.
         self._live: set[socket.socket] = set()
@@ -170,12 +178,14 @@ class FlakyProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def _open(self) -> None:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener = _port_socket()
         listener.bind(("127.0.0.1", self.port))
         listener.listen(64)
         self.port = listener.getsockname()[1]
         self._listener = listener
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def set(self, mode: str) -> None:
@@ -183,6 +193,9 @@ class FlakyProxy:
         if mode != "up":
             self._cut()
         if mode == "down" and self._listener is not None:
+            held = _port_socket()
+            held.bind(("127.0.0.1", self.port))  # never listens: a SYN to it is refused
+            self._held = held
             listener, self._listener = self._listener, None
             # shutdown wakes the thread blocked in accept(); close alone would not (Linux).
             with contextlib.suppress(OSError):
@@ -207,6 +220,9 @@ class FlakyProxy:
                 self._listener.shutdown(socket.SHUT_RDWR)
             self._listener.close()
             self._listener = None
+        if self._held is not None:
+            self._held.close()
+            self._held = None
 
     def _accept(self, listener: socket.socket) -> None:
         while not self._stop.is_set():
@@ -232,6 +248,15 @@ class FlakyProxy:
                 pump.start()
                 _pipe(conn, upstream)
                 pump.join(timeout=10)
+
+
+def _port_socket() -> socket.socket:
+    """A TCP socket that may share its port with the proxy's other sockets (SO_REUSEPORT, same
+    user): the listener and the socket that holds the port while the proxy is down."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
 
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
