@@ -147,12 +147,18 @@ class LeaderElector:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop acting at once, then give the Lease up if it is still ours."""
-        held = self.acting()
+        """Stop acting at once, then give the Lease up if the API server still names us.
+
+        Asked of the API server, not of our last renewal: on a loaded machine the last
+        renewal can be older than the renew deadline when the shutdown comes (we already
+        stopped acting), while the Lease still names us; not releasing it would make the
+        standby wait for it to expire. `_release` re-reads it and replaces it only if it
+        still names us and nobody wrote it since."""
+        ever_held = self._renewed_at is not None
         self._stopped.set()
         if self._thread is not None:
             self._thread.join(timeout=self.renew_deadline)
-        if held:
+        if ever_held:
             self._release()
 
     def _run(self) -> None:
