@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.processes import wait_until
 from tests.support.faults import OperatorProcess
@@ -215,7 +215,9 @@ policy_specs = st.fixed_dictionaries(
 def _status_written(
     custom: client.CustomObjectsApi, namespace: str, plural: str, name: str
 ) -> bool:
-    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+    obj: dict[str, Any] = custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, plural, name
+    )
     status = obj.get("status") or {}
     return bool(status.get("phase") or status.get("conditions"))
 

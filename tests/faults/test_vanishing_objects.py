@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.processes import wait_until
 from tests.support.faults import OperatorProcess, TargetWrites

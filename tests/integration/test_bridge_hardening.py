@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.processes import wait_until
 from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name

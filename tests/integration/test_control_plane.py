@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.processes import wait_until
 from tests.support.kube import deployment_manifest, replica_sets_by_revision, wait_rollout

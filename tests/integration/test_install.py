@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.monitoring import Prometheus
 from localkube.testing import TEST_NAMESPACE_LABEL, ClusterAccess, new_namespace_name

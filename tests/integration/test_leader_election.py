@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.monitoring import Prometheus
 from localkube.processes import wait_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from localkube.processes import wait_until
 from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name

@@ -23,8 +23,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from mitigator.observability.heap import HeapCollector
+
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
+REGISTRY.register(HeapCollector())
 
 # From seconds (a tight loop, as in tests) to the guide's hours.
 _INCIDENT_BUCKETS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400)
