@@ -195,6 +195,15 @@ class Operator:
                 return round(int(line.split()[1]) / 1024, 1)
         raise RuntimeError("no VmRSS")
 
+    def wait_log(self, text: str, *, timeout: float) -> None:
+        """Until the operator's log has a line with `text`."""
+        wait_until(
+            lambda: text in self.log.read_text(errors="replace"),
+            timeout=timeout,
+            what=f"{text!r} in the operator's log",
+            interval=0.5,
+        )
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 

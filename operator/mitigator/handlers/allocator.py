@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
 import threading
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
 TRIM_EVERY_SECONDS = 30.0
+# Logged (INFO) once, at the first trim: a process's size before it is not what it idles at
+# (the benchmarks wait for this line before they take the idle RSS).
+FIRST_TRIM = "first malloc trim"
+
+log = logging.getLogger("mitigator.allocator")
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -46,6 +52,16 @@ def trim() -> bool:
     return bool(libc is not None and libc.malloc_trim(0))
 
 
+def rss_mib() -> float | None:
+    """This process's resident size (None where /proc is not)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
 def trim_periodically(
     stop: threading.Event, *, every: float = TRIM_EVERY_SECONDS
 ) -> threading.Thread | None:
@@ -54,8 +70,21 @@ def trim_periodically(
         return None
 
     def run() -> None:
+        first = True
         while not stop.wait(every):
-            trim()
+            before = rss_mib()
+            released = trim()
+            level = logging.INFO if first else logging.DEBUG
+            log.log(
+                level,
+                "%s: RSS %s -> %s MiB (free pages handed back: %s); every %.0fs",
+                FIRST_TRIM if first else "malloc trim",
+                before,
+                rss_mib(),
+                released,
+                every,
+            )
+            first = False
 
     thread = threading.Thread(target=run, name="malloc-trim", daemon=True)
     thread.start()
