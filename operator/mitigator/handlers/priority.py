@@ -28,11 +28,10 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 URGENT = 0
-# How long a follow-up tick may be held back while first ticks wait. Measured: 1,000
-# Incidents created at once take about a minute to act on here (two cores shared with the API
-# server), and with 10 s the follow-ups still took half the threads after 10 s of the burst.
-# Holding a verification tick back delays a resolution, never a first action nor a notice
-# (escalation runs at priority 0).
+# How long a follow-up tick may be held back while first ticks wait: 1,000 Incidents created
+# at once take about a minute to act on here (two cores shared with the API server), and a
+# bound shorter than that lets follow-ups back in mid-burst. Holding a verification tick back
+# delays a resolution, never a first action nor a notice (escalation runs at priority 0).
 DEFAULT_AGE_STEP = 60.0
 
 
