@@ -195,10 +195,14 @@ class Operator:
                 return round(int(line.split()[1]) / 1024, 1)
         raise RuntimeError("no VmRSS")
 
-    def wait_log(self, text: str, *, timeout: float) -> None:
-        """Until the operator's log has a line with `text`."""
+    def log_count(self, text: str) -> int:
+        """How many times the operator's log says `text`."""
+        return self.log.read_text(errors="replace").count(text)
+
+    def wait_log(self, text: str, *, timeout: float, more_than: int = 0) -> None:
+        """Until the operator's log says `text` more than `more_than` times."""
         wait_until(
-            lambda: text in self.log.read_text(errors="replace"),
+            lambda: self.log_count(text) > more_than,
             timeout=timeout,
             what=f"{text!r} in the operator's log",
             interval=0.5,

@@ -1,7 +1,7 @@
 """10, 100 and 1,000 concurrent Incidents on as many Deployments, each a restart
 (measurements 4 and 5): how many are mitigated per second, time to first action as the count
 grows, the operator's RSS idle (after its allocator's first trim), at the burst's peak and
-after the Incidents resolved.
+after the Incidents resolved (after a trim that handed the burst's free pages back).
 
 One fresh operator per size, in a namespace of its own holding exactly that many Deployments,
 with no pods: at 1,000 the pods' churn would take the run's whole budget on two cores (so
@@ -46,7 +46,7 @@ from benchmarks.harness import (
     wait_phases,
 )
 from localkube.testing import ClusterAccess
-from mitigator.handlers.allocator import FIRST_TRIM
+from mitigator.handlers.allocator import FIRST_TRIM, TRIM, TRIM_EVERY_SECONDS
 
 pytestmark = pytest.mark.cluster
 
@@ -113,7 +113,12 @@ def test_concurrent_incidents(
             outcome = {n: p for n, p in phases(cluster_api, namespace).items() if n in acted}
             resolved_s = time.monotonic() - burst
             peak = sampler.peak
+            trims = operator.log_count(TRIM)
         counts = (request_counts(cluster_api) - counts_before) - (OWN_REQUESTS - own)
+        # After, as idle: once a trim has handed the burst's free pages back (logged when it
+        # hands back 8 MiB or more); none within a period means there was nothing to give.
+        with contextlib.suppress(TimeoutError):
+            operator.wait_log(TRIM, timeout=TRIM_EVERY_SECONDS + 5, more_than=trims)
         after = rss_settled(operator)
     times = [acted[n] - sent[n] for n in names if acted[n] is not None]
     last = max((t for t in acted.values() if t is not None), default=burst)

@@ -19,9 +19,12 @@ import threading
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
 TRIM_EVERY_SECONDS = 30.0
-# Logged (INFO) once, at the first trim: a process's size before it is not what it idles at
-# (the benchmarks wait for this line before they take the idle RSS).
-FIRST_TRIM = "first malloc trim"
+# Logged (INFO) at the first trim, since a process's size before it is not what it idles at,
+# and at any trim that hands back at least NOTABLE_MIB (after a burst); the others at DEBUG.
+# The benchmarks wait for these lines before they take the RSS idle and after a burst.
+TRIM = "malloc trim"
+FIRST_TRIM = f"first {TRIM}"
+NOTABLE_MIB = 8.0
 
 log = logging.getLogger("mitigator.allocator")
 
@@ -74,13 +77,14 @@ def trim_periodically(
         while not stop.wait(every):
             before = rss_mib()
             released = trim()
-            level = logging.INFO if first else logging.DEBUG
+            after = rss_mib()
+            notable = before is not None and after is not None and before - after >= NOTABLE_MIB
             log.log(
-                level,
+                logging.INFO if first or notable else logging.DEBUG,
                 "%s: RSS %s -> %s MiB (free pages handed back: %s); every %.0fs",
-                FIRST_TRIM if first else "malloc trim",
+                FIRST_TRIM if first else TRIM,
                 before,
-                rss_mib(),
+                after,
                 released,
                 every,
             )
