@@ -195,6 +195,19 @@ class Operator:
                 return round(int(line.split()[1]) / 1024, 1)
         raise RuntimeError("no VmRSS")
 
+    def log_count(self, text: str) -> int:
+        """How many times the operator's log says `text`."""
+        return self.log.read_text(errors="replace").count(text)
+
+    def wait_log(self, text: str, *, timeout: float, more_than: int = 0) -> None:
+        """Until the operator's log says `text` more than `more_than` times."""
+        wait_until(
+            lambda: self.log_count(text) > more_than,
+            timeout=timeout,
+            what=f"{text!r} in the operator's log",
+            interval=0.5,
+        )
+
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 

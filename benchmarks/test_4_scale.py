@@ -1,6 +1,7 @@
 """10, 100 and 1,000 concurrent Incidents on as many Deployments, each a restart
 (measurements 4 and 5): how many are mitigated per second, time to first action as the count
-grows, the operator's RSS idle, at the burst's peak and after the Incidents resolved.
+grows, the operator's RSS idle (after its allocator's first trim), at the burst's peak and
+after the Incidents resolved (after a trim that handed the burst's free pages back).
 
 One fresh operator per size, in a namespace of its own holding exactly that many Deployments,
 with no pods: at 1,000 the pods' churn would take the run's whole budget on two cores (so
@@ -45,6 +46,7 @@ from benchmarks.harness import (
     wait_phases,
 )
 from localkube.testing import ClusterAccess
+from mitigator.handlers.allocator import FIRST_TRIM, TRIM, TRIM_EVERY_SECONDS
 
 pytestmark = pytest.mark.cluster
 
@@ -80,6 +82,10 @@ def test_concurrent_incidents(
         # Deployments at 1,000; the operator is warm once it has acted.
         with contextlib.suppress(TimeoutError):
             wait_phases(cluster_api, namespace, ["warm"], timeout=30)
+        # Idle is what the process settles at once its allocator has handed free pages back
+        # (allocator.py, every 30 s): before the first trim it still holds its start-up's peak.
+        untrimmed = operator.rss_mib()
+        operator.wait_log(FIRST_TRIM, timeout=120)
         idle = rss_settled(operator)
         generations = {name: watch.generation(name) for name in names}
         sent: dict[str, float] = {}
@@ -107,7 +113,12 @@ def test_concurrent_incidents(
             outcome = {n: p for n, p in phases(cluster_api, namespace).items() if n in acted}
             resolved_s = time.monotonic() - burst
             peak = sampler.peak
+            trims = operator.log_count(TRIM)
         counts = (request_counts(cluster_api) - counts_before) - (OWN_REQUESTS - own)
+        # After, as idle: once a trim has handed the burst's free pages back (logged when it
+        # hands back 8 MiB or more); none within a period means there was nothing to give.
+        with contextlib.suppress(TimeoutError):
+            operator.wait_log(TRIM, timeout=TRIM_EVERY_SECONDS + 5, more_than=trims)
         after = rss_settled(operator)
     times = [acted[n] - sent[n] for n in names if acted[n] is not None]
     last = max((t for t in acted.values() if t is not None), default=burst)
@@ -128,6 +139,7 @@ def test_concurrent_incidents(
         ttfa_max_ms=round(max(times) * 1000) if times else None,
         phases=dict(finals),
         rss_idle_mib=idle,
+        rss_idle_untrimmed_mib=untrimmed,
         rss_peak_mib=peak,
         rss_after_mib=after,
         requests_per_incident=verb_totals(per_incident),

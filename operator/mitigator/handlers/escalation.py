@@ -11,11 +11,13 @@ allowed hosts, and never written to status, Events or logs: those name the recei
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
+from mitigator import API_GROUP, API_VERSION, POLICY_PLURAL
 from mitigator.domain.escalation import (
     MAX_ATTEMPTS,
     due_escalations,
@@ -28,21 +30,29 @@ from mitigator.handlers.indexes import policies_in
 from mitigator.handlers.leadership import leading
 from mitigator.handlers.notices import About, attempt
 from mitigator.handlers.world import Cluster
-from mitigator.models import EscalationStatus, IncidentStatus, Phase
+from mitigator.k8s import ApiError, NotFound
+from mitigator.models import EscalationLevel, EscalationStatus, IncidentStatus, Phase
 from mitigator.settings import OperatorSettings
 
 
-def needs_notice(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
-    """Unresolved incidents (levels may fall due), and resolved ones with a level that was
-    told and has not heard of the resolution yet. A drill (`mitigator drill`) rehearses the
-    plan: it pages nobody."""
+def needs_notice(
+    spec: kopf.Spec, status: kopf.Status, namespace: str | None, **kwargs: Any
+) -> bool:
+    """Unresolved incidents whose policy has escalation levels (they may fall due), and
+    resolved ones with a level that was told and has not heard of the resolution yet (also
+    when the policy is gone: the handler then records that nobody is left to tell). A drill
+    (`mitigator drill`) rehearses the plan: it pages nobody.
+
+    kopf evaluates this on each event of the Incident, with its indexes: a timer every few
+    seconds for each of 1,000 Incidents whose policy has no levels was work for nothing. An
+    Incident whose policy gains levels later is sent an event by `policy_levels_changed`."""
     if (spec.get("source") or {}).get("type") == "drill":
         return False
     if not status.get("detectedAt"):
         return False
     phase = Phase.of(status.get("phase"))
     if not phase.is_terminal:
-        return True
+        return bool(_levels(kwargs, str(namespace), status.get("policy")))
     if phase is not Phase.RESOLVED:
         return False
     escalation = status.get("escalation") or {}
@@ -55,6 +65,19 @@ def needs_notice(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
         and (notice.get("resolveAttempts") or 0) < MAX_ATTEMPTS
         for notice in levels
     )
+
+
+def _levels(
+    handler_kwargs: Mapping[str, Any], namespace: str, policy: str | None
+) -> list[EscalationLevel]:
+    """The escalation levels of the (valid) policy named, as the index holds it; none when it
+    is unknown, invalid or has none."""
+    if not policy:
+        return []
+    for indexed in policies_in(handler_kwargs, namespace):
+        if indexed.candidate.name == policy and indexed.candidate.spec is not None:
+            return list(indexed.candidate.spec.escalation)
+    return []
 
 
 def escalate(
@@ -72,15 +95,8 @@ def escalate(
     incident = IncidentStatus.model_validate(dict(status))
     if incident.detected_at is None or not incident.policy:
         return
-    policy = next(
-        (
-            indexed.candidate.spec
-            for indexed in policies_in(kwargs, str(meta["namespace"]))
-            if indexed.candidate.name == incident.policy
-        ),
-        None,
-    )
-    if policy is None or not policy.escalation:
+    levels = _levels(kwargs, str(meta["namespace"]), incident.policy)
+    if not levels:
         if incident.phase is Phase.RESOLVED and incident.escalation is not None:
             # Nobody left to tell (the policy is gone): stop looking.
             done = incident.escalation.model_copy(update={"resolved_notices_done": True})
@@ -100,15 +116,15 @@ def escalate(
     current: EscalationStatus | None = incident.escalation
     changed = False
     if incident.phase is Phase.RESOLVED:
-        for level in resolve_due(policy.escalation, current, now=now):
+        for level in resolve_due(levels, current, now=now):
             current = attempt("resolve", level, current, now=now, about=about)
             changed = True
-        if current is not None and not resolve_pending(policy.escalation, current):
+        if current is not None and not resolve_pending(levels, current):
             current = current.model_copy(update={"resolved_notices_done": True})
             changed = True
     else:
         due = due_escalations(
-            policy.escalation,
+            levels,
             detected_at=incident.detected_at,
             now=now,
             notified_levels=settled_levels(current, now=now),
@@ -121,6 +137,70 @@ def escalate(
         patch.status["escalation"] = current.to_api_dict()
 
 
+# Written on an Incident to make kopf look at it again (the policy's uid and generation).
+POLICY_SEEN = f"{API_GROUP}/escalation-policy"
+
+
+def policy_levels_changed(
+    *,
+    type: str | None,  # kopf names the event type so
+    name: str,
+    namespace: str | None,
+    meta: kopf.Meta,
+    memo: kopf.Memo,
+    logger: kopf.Logger,
+    **kwargs: Any,
+) -> None:
+    """A policy that has escalation levels now and had none (or is new): its unsettled
+    Incidents have no escalation timer (`needs_notice` refused them), and kopf asks the filter
+    again only on an event of the Incident. An Escalated Incident, or one waiting, may have no
+    event for hours: each is given one, an annotation (one write per Incident, when a policy
+    gains levels; none at start-up, when every Incident is looked at anyway)."""
+    if type == "DELETED":
+        return
+    has_levels = bool(_levels(kwargs, str(namespace), name))
+    # kopf's memo here is per object: what this policy had at its last event.
+    had_levels: bool | None = memo.get("escalation_levels")
+    memo["escalation_levels"] = has_levels
+    gained = has_levels and (had_levels is False or (had_levels is None and type == "ADDED"))
+    if not gained or not leading(memo):
+        return
+    cluster: Cluster = memo.cluster
+    seen = f"{meta.get('uid')}/{meta.get('generation')}"
+    for incident in cluster.kube.list_incidents(str(namespace)):
+        if not _waits_for(incident, policy=name):
+            continue
+        incident_name = str(incident["metadata"]["name"])
+        try:
+            cluster.kube.patch_incident(
+                str(namespace),
+                incident_name,
+                {"metadata": {"annotations": {POLICY_SEEN: seen}}},
+            )
+        except NotFound:
+            continue  # deleted meanwhile
+        except ApiError as exc:
+            # kopf does not retry event handlers: the Incident is escalated from its next
+            # event on (its next status write, a person's edit).
+            logger.warning(
+                "policy %s gained escalation levels; Incident %s not nudged: %s",
+                name,
+                incident_name,
+                exc,
+            )
+
+
+def _waits_for(incident: Mapping[str, Any], *, policy: str) -> bool:
+    """Whether `needs_notice` would take this Incident up with levels on `policy`."""
+    status = incident.get("status") or {}
+    return (
+        status.get("policy") == policy
+        and bool(status.get("detectedAt"))
+        and not Phase.of(status.get("phase")).is_terminal
+        and ((incident.get("spec") or {}).get("source") or {}).get("type") != "drill"
+    )
+
+
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     add_incident_timer(
         registry,
@@ -128,4 +208,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
         handler_id="escalate",
         interval=settings.escalation_tick_seconds,
         when=needs_notice,
+    )
+    kopf.on.event(API_GROUP, API_VERSION, POLICY_PLURAL, id="escalation-levels", registry=registry)(
+        policy_levels_changed
     )
