@@ -403,7 +403,8 @@ def wait_rollouts(
     wanted = set(names)
 
     def complete() -> bool:
-        raw = apps.list_namespaced_deployment(namespace, _preload_content=False)
+        # Unparsed (_preload_content=False): an HTTP response, whatever the client's types say.
+        raw: Any = apps.list_namespaced_deployment(namespace, _preload_content=False)
         done = 0
         for dep in json.loads(raw.data)["items"]:
             if dep["metadata"]["name"] not in wanted:
@@ -482,7 +483,7 @@ OWN_REQUESTS: Counter[tuple[str, str, str]] = Counter()
 
 def phases(api_client: client.ApiClient, namespace: str) -> dict[str, str]:
     OWN_REQUESTS[("LIST", "incidents.mitigator.luminamind.io", "200")] += 1
-    raw = custom(api_client).list_namespaced_custom_object(
+    raw: Any = custom(api_client).list_namespaced_custom_object(
         GROUP, VERSION, namespace, "incidents", _preload_content=False
     )
     return {
