@@ -3,11 +3,8 @@ through kopf's patch, post its events. A timer drives progress; no handler sleep
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
-import functools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -21,10 +18,8 @@ from mitigator.handlers.freshness import LOST_AFTER_SECONDS, Freshness, freshnes
 from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.observing import observe_tick
 from mitigator.handlers.patching import merge_patch
-from mitigator.handlers.priority import URGENT, PriorityExecutor
 from mitigator.handlers.world import Cluster
 from mitigator.models import (
-    ActionState,
     IncidentSpec,
     IncidentStatus,
     Phase,
@@ -39,46 +34,6 @@ def needs_tick(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
     phase = Phase.of(status.get("phase"))
     # An escalated incident waits for a person; it only moves again when they resolve it.
     return phase.advances_by_itself or (phase is Phase.ESCALATED and bool(spec.get("resolve")))
-
-
-# A tick of an Incident that has acted already: it verifies, moves to a next step, reverts.
-FOLLOW_UP = URGENT + 1
-
-
-def tick_priority(status: Mapping[str, Any]) -> int:
-    """URGENT until the Incident has acted on its target (new, Triaging, AwaitingApproval,
-    Mitigating before an action is Applied: its time to first action is running), FOLLOW_UP
-    from then on (Verifying, a next step after an Applied one, a person's resolve of an
-    Escalated one). The follow-up ticks of 1,000 Incidents otherwise hold back the first
-    tick of the next one; the pool (priority.py) still runs them within a bounded delay."""
-    phase = Phase.of(status.get("phase"))
-    if phase in (Phase.VERIFYING, Phase.ESCALATED):
-        return FOLLOW_UP
-    acted = (ActionState.APPLIED, ActionState.REVERTED)
-    if any(action.get("state") in acted for action in status.get("actions") or ()):
-        return FOLLOW_UP
-    return URGENT
-
-
-async def tick_by_priority(**kwargs: Any) -> None:
-    """The tick, run in the handler pool at the Incident's priority. kopf would run the sync
-    `tick` in the same pool, first come first served; this does what kopf does for a sync
-    handler (kopf._core.actions.invocation.invoke) but with a priority: the context is copied
-    (kopf.event and kopf's loggers find their loop and queue through context variables), and
-    a cancelled handler waits for its thread to finish rather than leave it orphaned."""
-    pool: PriorityExecutor = kwargs["memo"].pool
-    context = contextvars.copy_context()
-    work = functools.partial(context.run, functools.partial(tick, **kwargs))
-    future = asyncio.wrap_future(pool.submit_at(tick_priority(kwargs["status"]), work))
-    cancellation: asyncio.CancelledError | None = None
-    while not future.done():
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError as exc:
-            cancellation = exc
-    if cancellation is not None:
-        raise cancellation
-    future.result()
 
 
 def _post_events(result: Advance, body: kopf.Body, target: dict[str, Any]) -> None:
@@ -210,7 +165,7 @@ def _where(view: IncidentView) -> tuple[str, str]:
 
 def add_incident_timer(
     registry: kopf.OperatorRegistry,
-    handler: Callable[..., Any],
+    handler: Callable[..., None],
     *,
     handler_id: str,
     interval: float,
@@ -231,9 +186,5 @@ def add_incident_timer(
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     add_incident_timer(
-        registry,
-        tick_by_priority,
-        handler_id="tick",
-        interval=settings.tick_seconds,
-        when=needs_tick,
+        registry, tick, handler_id="tick", interval=settings.tick_seconds, when=needs_tick
     )

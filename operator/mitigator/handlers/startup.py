@@ -14,7 +14,6 @@ import kopf
 from mitigator import API_GROUP
 from mitigator.handlers import allocator
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
-from mitigator.handlers.priority import PriorityExecutor
 from mitigator.handlers.readiness import make_readiness_wait_linear
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
@@ -30,8 +29,7 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
         prefix=API_GROUP, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
-    # Sync handlers run in this many threads (the priority pool, set up before); the size
-    # bounds how many incidents progress at once.
+    # Sync handlers run in this pool; its size bounds how many incidents progress at once.
     settings.execution.max_workers = config.max_workers
     settings.posting.level = logging.INFO
     # Events say who wrote them: `kubectl describe` shows "mitigator", not kopf's default.
@@ -100,16 +98,6 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Before the handler threads exist: their per-thread malloc arenas held a burst's peak.
     allocator.limit_arenas()
 
-    async def use_priority_pool(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-        """kopf's handler threads, replaced by as many that take first ticks first
-        (priority.py). On the event loop, so that no handler is being handed to the old pool
-        while it is shut down; a sync handler running in it (none, this is the first) would
-        finish there."""
-        pool = PriorityExecutor(config.max_workers, name="handler")
-        old, settings.execution.executor = settings.execution.executor, pool
-        memo.pool = pool
-        old.shutdown(wait=False)
-
     def configure(
         settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any
     ) -> None:
@@ -158,13 +146,7 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
         if server is not None:
             server.shutdown()
             server.server_close()
-        # kopf runs the cleanup once every other task is done; this handler runs in the pool,
-        # so it does not wait for its own thread.
-        pool: PriorityExecutor | None = memo.get("pool")
-        if pool is not None:
-            pool.shutdown(wait=False)
 
-    kopf.on.startup(registry=registry)(use_priority_pool)
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(cleanup)
     if config.api_connections is None:
