@@ -23,7 +23,7 @@ from tests.support.kube import PAUSE_IMAGE, deployment_manifest
 from tests.support.objects import GROUP, VERSION
 from tests.support.world import INSTALL_NAMESPACE
 
-from localkube.processes import wait_until
+from localkube.processes import rss_bytes, wait_until
 from localkube.testing import ClusterAccess
 
 T = TypeVar("T")
@@ -190,10 +190,10 @@ class Operator:
         return self.process.pid
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-        raise RuntimeError("no VmRSS")
+        rss = rss_bytes(self.pid)
+        if rss is None:
+            raise RuntimeError("no VmRSS")
+        return round(rss / 2**20, 1)
 
     def log_count(self, text: str) -> int:
         """How many times the operator's log says `text`."""

@@ -32,7 +32,7 @@ from tests.support.bridge import TOKEN, alert, list_incidents, webhook
 from tests.support.kube import create_namespace, delete_namespace
 
 from benchmarks.harness import record
-from localkube.processes import ManagedProcess, free_port, wait_until
+from localkube.processes import ManagedProcess, free_port, rss_bytes, wait_until
 from localkube.testing import ClusterAccess
 
 pytestmark = pytest.mark.cluster
@@ -216,10 +216,8 @@ BIG_PER_GROUP = 1000
 
 
 def _rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    rss = rss_bytes(pid)
+    return float("nan") if rss is None else round(rss / 2**20, 1)
 
 
 def test_10000_alerts_in_10_groups(

@@ -37,7 +37,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from localkube.processes import free_port, wait_until
+from localkube.processes import free_port, rss_bytes, wait_until
 from localkube.testing import ClusterAccess
 from mitigator import ACTIONS_ANNOTATION
 from mitigator.bridge.identity import group_hash, group_label
@@ -86,10 +86,9 @@ TARGETS = ("warm", "web")
 
 
 def _rss_bytes(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status").read().splitlines():  # noqa: SIM115
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+    rss = rss_bytes(pid)
+    assert rss is not None, "no VmRSS: the operator is gone"
+    return rss
 
 
 def _steady_rss(pid: int, *, what: str) -> int:
@@ -116,10 +115,10 @@ class Peak(threading.Thread):
 
     def run(self) -> None:
         while not self._stop_sampling.wait(0.5):
-            try:
-                self.value = max(self.value, _rss_bytes(self.pid))
-            except OSError:  # the operator is gone: the test fails on that, not here
+            rss = rss_bytes(self.pid)
+            if rss is None:  # the operator is gone: the test fails on that, not here
                 return
+            self.value = max(self.value, rss)
 
     def stop(self) -> None:
         self._stop_sampling.set()

@@ -85,3 +85,11 @@ def test_children_are_tied_only_when_asked_and_only_from_the_main_thread(
     worker.start()
     worker.join()
     assert from_worker == [["etcd"]]
+
+
+def test_rss_is_read_for_a_live_process_and_none_once_it_is_gone() -> None:
+    rss = processes.rss_bytes(os.getpid())
+    assert rss is not None and rss > 2**20
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert processes.rss_bytes(child.pid) is None

@@ -115,6 +115,19 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
+def rss_bytes(pid: int) -> int | None:
+    """The process's resident size (VmRSS of /proc/PID/status); None once it has none (a
+    zombie) or is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None
+
+
 def group_members(pgid: int) -> list[int]:
     """PIDs still in process group ``pgid`` (Linux /proc)."""
     members = []
