@@ -11,10 +11,11 @@ free pages back to the system.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 import threading
+
+from mitigator.observability import heap
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter number
 ARENAS = 2
@@ -30,14 +31,9 @@ log = logging.getLogger("mitigator.allocator")
 
 
 def _libc() -> ctypes.CDLL | None:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        libc = ctypes.CDLL(name)
-    except OSError:
-        return None
-    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    """glibc, when the C library is glibc (it has mallopt and malloc_trim)."""
+    c = heap.libc()
+    return c if hasattr(c, "mallopt") and hasattr(c, "malloc_trim") else None
 
 
 def limit_arenas(arenas: int = ARENAS) -> bool:

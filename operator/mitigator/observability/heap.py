@@ -43,13 +43,21 @@ class _MallInfo2(ctypes.Structure):
 
 
 @cache
-def _mallinfo2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+def libc() -> ctypes.CDLL | None:
+    """The C library, loaded once (None where there is none to load): finding it runs
+    `ldconfig -p` in a child process, not a thing to do on every trim or scrape."""
     name = ctypes.util.find_library("c")
+    if name is None:
+        return None
     try:
-        libc = ctypes.CDLL(name) if name else None
+        return ctypes.CDLL(name)
     except OSError:
         return None
-    function = getattr(libc, "mallinfo2", None)
+
+
+@cache
+def _mallinfo2() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
+    function = getattr(libc(), "mallinfo2", None)
     if function is not None:
         function.restype = _MallInfo2
         function.argtypes = []
