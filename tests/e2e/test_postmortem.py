@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 import xml.etree.ElementTree as ET
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -149,7 +149,11 @@ def test_a_rollback_keeps_evidence_and_the_postmortem_matches_the_record(
     match = re.search(r"\*\*Error-rate peak\*\*: (\S+) at (\S+)", text)
     assert match, text
     peak_at = parse_timestamp(match.group(2))
-    assert detected <= peak_at <= resolved
+    # Within the window as the post-mortem asked Prometheus for it: its ends go out in whole
+    # milliseconds (`history.query_range`), so a peak at its first step may be a fraction of
+    # a millisecond before `detectedAt` itself (seen: 206000 < 206471 us), or after
+    # `resolvedAt` at its last.
+    assert _as_sent(detected) <= peak_at <= _as_sent(resolved)
     error_query = (
         f'(sum(rate(luminamind_requests_total{{namespace="{luminamind.namespace}",'
         f'deployment="{SERVICE}",status=~"5.."}}[15s])) or vector(0)) / '
@@ -199,3 +203,8 @@ def measured_at(service: Service, promql: str, at: datetime) -> float:
     value = value_at(service.prometheus.url, promql, at=at)
     assert value is not None, promql
     return value
+
+
+def _as_sent(moment: datetime) -> datetime:
+    """`moment` as `history.query_range` sends it to Prometheus: in whole milliseconds."""
+    return datetime.fromtimestamp(float(f"{moment.timestamp():.3f}"), UTC)
