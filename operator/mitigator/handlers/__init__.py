@@ -14,6 +14,7 @@ from mitigator.handlers import (
     policies,
     startup,
 )
+from mitigator.handlers.departures import Departures, watch_departures
 from mitigator.settings import OperatorSettings
 
 __all__ = ["register"]
@@ -22,8 +23,11 @@ __all__ = ["register"]
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     startup.register(registry, settings)
     indexes.register(registry, settings)
-    incidents.register(registry, settings)
-    escalation.register(registry, settings)
+    # One record of deleted Incidents for both Incident timers (they carry no finalizer).
+    departures = Departures()
+    watch_departures(registry, departures)
+    incidents.register(registry, settings, departures=departures)
+    escalation.register(registry, settings, departures=departures)
     policies.register(registry)
     bridge.register(registry)
     observing.register(registry)

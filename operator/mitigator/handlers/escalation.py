@@ -25,7 +25,7 @@ from mitigator.domain.escalation import (
     resolve_pending,
     settled_levels,
 )
-from mitigator.handlers.incidents import add_incident_timer
+from mitigator.handlers.departures import Departures, add_incident_timer
 from mitigator.handlers.indexes import policies_in
 from mitigator.handlers.leadership import leading
 from mitigator.handlers.notices import About, attempt
@@ -201,13 +201,16 @@ def _waits_for(incident: Mapping[str, Any], *, policy: str) -> bool:
     )
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+def register(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, *, departures: Departures
+) -> None:
     add_incident_timer(
         registry,
         escalate,
         handler_id="escalate",
         interval=settings.escalation_tick_seconds,
         when=needs_notice,
+        departures=departures,
     )
     kopf.on.event(API_GROUP, API_VERSION, POLICY_PLURAL, id="escalation-levels", registry=registry)(
         policy_levels_changed

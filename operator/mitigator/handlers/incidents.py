@@ -4,16 +4,16 @@ through kopf's patch, post its events. A timer drives progress; no handler sleep
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import kopf
 from pydantic import ValidationError
 
-from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, failpoints
+from mitigator import failpoints
 from mitigator.domain import Advance, IncidentView, advance
 from mitigator.domain.lifecycle import summarize
+from mitigator.handlers.departures import Departures, add_incident_timer
 from mitigator.handlers.freshness import LOST_AFTER_SECONDS, Freshness, freshness
 from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.observing import observe_tick
@@ -163,28 +163,14 @@ def _where(view: IncidentView) -> tuple[str, str]:
     return view.namespace, view.name
 
 
-def add_incident_timer(
-    registry: kopf.OperatorRegistry,
-    handler: Callable[..., None],
-    *,
-    handler_id: str,
-    interval: float,
-    when: Callable[..., bool],
+def register(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, *, departures: Departures
 ) -> None:
-    """A timer on every Incident the filter admits; a failure is retried after 2 s."""
-    kopf.timer(
-        API_GROUP,
-        API_VERSION,
-        INCIDENT_PLURAL,
-        id=handler_id,
-        backoff=2,
-        interval=interval,
-        when=when,
-        registry=registry,
-    )(handler)
-
-
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
     add_incident_timer(
-        registry, tick, handler_id="tick", interval=settings.tick_seconds, when=needs_tick
+        registry,
+        tick,
+        handler_id="tick",
+        interval=settings.tick_seconds,
+        when=needs_tick,
+        departures=departures,
     )

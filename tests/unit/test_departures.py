@@ -1,0 +1,52 @@
+"""The Incident timers carry no finalizer, and refuse an Incident the watch reported deleted."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from mitigator.handlers import register
+from mitigator.handlers.departures import Departures
+from mitigator.settings import OperatorSettings
+
+
+def _incident_timers(registry: kopf.OperatorRegistry) -> dict[str, Any]:
+    return {
+        handler.id: handler
+        for handler in registry._spawning.get_all_handlers()
+        if handler.selector is not None and handler.selector.any_name == "incidents"
+    }
+
+
+def test_the_incident_timers_need_no_finalizer() -> None:
+    registry = kopf.OperatorRegistry()
+    register(registry, OperatorSettings())
+    timers = _incident_timers(registry)
+    assert set(timers) == {"tick", "escalate"}
+    assert all(handler.requires_finalizer is False for handler in timers.values())
+    # ...and no other timer or daemon anywhere would bring kopf's finalizer back.
+    assert all(h.requires_finalizer is False for h in registry._spawning.get_all_handlers())
+
+
+def test_a_departed_uid_is_refused_and_others_are_asked() -> None:
+    departures = Departures()
+    asked: list[str] = []
+
+    def when(uid: str, **_: Any) -> bool:
+        asked.append(uid)
+        return True
+
+    admitting = departures.admitting(when)
+    departures.add("gone")
+    assert admitting(uid="gone") is False
+    assert admitting(uid="here") is True
+    assert asked == ["here"]
+
+
+def test_departures_keep_the_newest_only() -> None:
+    departures = Departures(remembered=2)
+    for uid in ("a", "b", "c"):
+        departures.add(uid)
+    assert "a" not in departures
+    assert "b" in departures and "c" in departures
