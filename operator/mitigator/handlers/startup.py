@@ -13,6 +13,7 @@ import kopf
 
 from mitigator import API_GROUP
 from mitigator.handlers import allocator
+from mitigator.handlers.idle_bodies import release_idle_bodies
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.readiness import make_readiness_wait_linear
 from mitigator.handlers.world import Cluster
@@ -95,6 +96,8 @@ def bounded_login(connections: int) -> Any:
 def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Before kopf starts: its start-up wait for the indexes is quadratic in the objects.
     make_readiness_wait_linear()
+    # Before kopf sees an object: it would keep every Incident's body for good.
+    release_idle_bodies()
     # Before the handler threads exist: their per-thread malloc arenas held a burst's peak.
     allocator.limit_arenas()
 
