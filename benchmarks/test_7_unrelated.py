@@ -35,6 +35,7 @@ from benchmarks.harness import (
     wait_phases,
 )
 from localkube.testing import ClusterAccess
+from mitigator.handlers.allocator import FIRST_TRIM, TRIM, TRIM_EVERY_SECONDS
 
 pytestmark = pytest.mark.cluster
 
@@ -60,7 +61,12 @@ def _probe(
         first_s = time.monotonic() - ready
         with contextlib.suppress(TimeoutError):  # its rollout waits for the controller
             wait_phases(api, namespace, [warm], timeout=60)
+        # Settled means after the allocator's first trim (allocator.py, 30 s after the start):
+        # before it, RSS still holds the start's peak, which the crowded start has passed by
+        # then and the quick one alone has not.
+        operator.wait_log(FIRST_TRIM, timeout=120)
         rss = rss_settled(operator)
+        trims = operator.log_count(TRIM)
         times = []
         for name in names:
             before = watch.generation(name)
@@ -71,6 +77,10 @@ def _probe(
                 times.append(seen - started)
         with contextlib.suppress(TimeoutError):
             wait_phases(api, namespace, names, timeout=120)
+        # As the scale bench does: after a trim that followed the probes (one is logged when it
+        # hands back 8 MiB or more; none within a period means there was nothing to give).
+        with contextlib.suppress(TimeoutError):
+            operator.wait_log(TRIM, timeout=TRIM_EVERY_SECONDS + 5, more_than=trims)
         rss_after = rss_settled(operator)
     return {
         "rss_mib": rss,

@@ -16,6 +16,7 @@ from mitigator.handlers import allocator
 from mitigator.handlers.idle_bodies import release_idle_bodies
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.readiness import make_readiness_wait_linear
+from mitigator.handlers.tls_reads import smaller_tls_reads
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
 from mitigator.observability import metrics
@@ -98,6 +99,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     make_readiness_wait_linear()
     # Before kopf sees an object: it would keep every Incident's body for good.
     release_idle_bodies()
+    # Before kopf connects: 256 KiB of resident read buffer per TLS connection otherwise.
+    smaller_tls_reads()
     # Before the handler threads exist: their per-thread malloc arenas held a burst's peak.
     allocator.limit_arenas()
 
