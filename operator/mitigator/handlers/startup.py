@@ -15,6 +15,7 @@ from mitigator import API_GROUP
 from mitigator.handlers import allocator
 from mitigator.handlers.idle_bodies import release_idle_bodies
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
+from mitigator.handlers.lean_watch import lean_watch
 from mitigator.handlers.readiness import make_readiness_wait_linear
 from mitigator.handlers.tls_reads import smaller_tls_reads
 from mitigator.handlers.world import Cluster
@@ -97,8 +98,10 @@ def bounded_login(connections: int) -> Any:
 def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Before kopf starts: its start-up wait for the indexes is quadratic in the objects.
     make_readiness_wait_linear()
-    # Before kopf sees an object: it would keep every Incident's body for good.
+    # Before kopf sees an object: it would keep every Incident's body for good, and whole
+    # Deployments where their metadata is all its handlers read.
     release_idle_bodies()
+    lean_watch()
     # Before kopf connects: 256 KiB of resident read buffer per TLS connection otherwise.
     smaller_tls_reads()
     # Before the handler threads exist: their per-thread malloc arenas held a burst's peak.

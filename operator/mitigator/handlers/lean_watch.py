@@ -1,0 +1,68 @@
+"""What kopf keeps of each watched object: the parts our handlers read, not the whole object.
+
+kopf parses every object of its listings and watch events and holds it until the object's
+handlers have run; at a start, until every index is complete (readiness.py), so every object
+of the namespace at once. Two parts of those objects nothing here reads:
+- `metadata.managedFields`, on every object: the API server's record of which client set
+  which field, often the largest part of a small object;
+- a Deployment's `spec` and `status`: kopf's Deployment handlers (the labels index, policy
+  coverage) read its name, namespace and labels only; a tick reads its target afresh
+  through the API (k8s/client.py) before it decides anything.
+Both are dropped as each event leaves kopf's watch, before kopf queues it. With 5,000
+Deployments and 5,000 resolved Incidents, the start's peak held them all (see
+docs/BENCHMARKS.md, item 12), and the process kept that size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any
+
+from kopf._cogs.clients import watching
+
+_PATCHED = "_mitigator_lean_watch"
+# (group, plural) of the kinds whose handlers read the metadata only.
+METADATA_ONLY = frozenset({("apps", "deployments")})
+_OBJECT_EVENTS = frozenset({None, "ADDED", "MODIFIED", "DELETED"})
+
+Watch = Callable[..., AsyncGenerator[Any, None]]
+
+
+def lean(obj: dict[str, Any], *, metadata_only: bool) -> None:
+    """Drop, in place, what no handler reads."""
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata.pop("managedFields", None)
+    if metadata_only:
+        for key in [k for k in obj if k not in ("apiVersion", "kind", "metadata")]:
+            del obj[key]
+
+
+def _leaner(original: Watch) -> Watch:
+    async def continuous_watch(*, resource: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        metadata_only = (resource.group, resource.plural) in METADATA_ONLY
+        stream = original(resource=resource, **kwargs)
+        try:
+            async for item in stream:
+                # Errors (410 Gone and the like) and bookmarks pass as they came.
+                if isinstance(item, dict) and item.get("type") in _OBJECT_EVENTS:
+                    obj = item.get("object")
+                    if isinstance(obj, dict):
+                        lean(obj, metadata_only=metadata_only)
+                yield item
+        finally:
+            await stream.aclose()
+
+    setattr(continuous_watch, _PATCHED, True)
+    return continuous_watch
+
+
+def lean_watch() -> bool:
+    """Install the trimming on kopf's watch (once; idempotent). False, and kopf left as it is,
+    if this kopf has no such function (it then only holds more memory)."""
+    original = getattr(watching, "continuous_watch", None)
+    if original is None:
+        return False
+    if not getattr(original, _PATCHED, False):
+        watching.continuous_watch = _leaner(original)
+    return True
