@@ -74,19 +74,24 @@ def index_contender(
 
 @dataclass(frozen=True)
 class IndexedDeployment:
-    """What policy coverage and policy choice need of a Deployment: its name and labels."""
+    """What policy coverage and policy choice need of a Deployment, its name and labels; and
+    the version the watch last saw, which spares a tick reading an unchanged target again
+    (metrics/cluster.py)."""
 
     name: str
     labels: dict[str, str]
+    resource_version: str = ""
 
 
 DeploymentKey = str | tuple[str, str]  # a namespace, or (namespace, name)
 
 
 def index_deployment(
-    *, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+    *, namespace: str | None, name: str, labels: kopf.Labels, meta: kopf.Meta, **_: Any
 ) -> dict[DeploymentKey, IndexedDeployment]:
-    deployment = IndexedDeployment(name, dict(labels))
+    deployment = IndexedDeployment(
+        name, dict(labels), resource_version=str(meta.get("resourceVersion") or "")
+    )
     return {str(namespace): deployment, (str(namespace), name): deployment}
 
 
@@ -96,13 +101,21 @@ def deployments_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[In
     return list(index.get(namespace, ()))
 
 
+def watched_deployment(
+    handler_kwargs: Mapping[str, Any], namespace: str, name: str
+) -> IndexedDeployment | None:
+    """One Deployment as the watch last saw it (None: not seen)."""
+    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
+    found = list(index.get((namespace, name), ()))
+    return found[0] if found else None
+
+
 def deployment_labels(
     handler_kwargs: Mapping[str, Any], namespace: str, name: str
 ) -> dict[str, str] | None:
     """One Deployment's labels as the watch last saw them (None: not seen)."""
-    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
-    found = list(index.get((namespace, name), ()))
-    return found[0].labels if found else None
+    found = watched_deployment(handler_kwargs, namespace, name)
+    return found.labels if found else None
 
 
 def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedPolicy]:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ from mitigator.actions.gitops import GitOpsSwitch
 from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
-from mitigator.handlers.indexes import contenders_in, deployment_labels, policies_in
+from mitigator.handlers.indexes import (
+    contenders_in,
+    deployment_labels,
+    policies_in,
+    watched_deployment,
+)
 from mitigator.handlers.leadership import AlwaysActing, Leadership, ensure_acting
 from mitigator.k8s import ApiError, KubeClient, NotFound
 from mitigator.metrics.cluster import ClusterObserver
@@ -144,7 +150,12 @@ class ClusterWorld:
     handler_kwargs: Mapping[str, Any]
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
-        return self.cluster.observer.snapshot(namespace, name)
+        watched = watched_deployment(self.handler_kwargs, namespace, name)
+        return self.cluster.observer.snapshot(
+            namespace,
+            name,
+            watched_version=watched.resource_version if watched is not None else None,
+        )
 
     def target_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
         return deployment_labels(self.handler_kwargs, namespace, name)
@@ -175,15 +186,28 @@ class ClusterWorld:
     # lost the Lease during a tick (frozen, partitioned) stops here, not after the write.
     def apply(self, request: ActionRequest) -> ActionOutcome:
         ensure_acting(self.cluster.leadership, f"apply {_on(request)} action {request.action_id}")
-        return self.cluster.executor.apply(request)
+        with self._forgotten(request):
+            return self.cluster.executor.apply(request)
 
     def revert(self, request: RevertRequest) -> ActionOutcome:
         ensure_acting(self.cluster.leadership, f"revert {_on(request)} action {request.action_id}")
-        return self.cluster.executor.revert(request)
+        with self._forgotten(request):
+            return self.cluster.executor.revert(request)
 
     def release(self, request: ReleaseRequest) -> ActionOutcome:
         ensure_acting(self.cluster.leadership, f"release {_on(request)}")
-        return self.cluster.executor.release(request)
+        with self._forgotten(request):
+            return self.cluster.executor.release(request)
+
+    @contextmanager
+    def _forgotten(self, request: ActionRequest | RevertRequest | ReleaseRequest) -> Iterator[None]:
+        # Our own write must not be judged from a snapshot taken before it, whatever the
+        # watch has caught up with by the next tick.
+        self.cluster.observer.forget(request.namespace, request.target)
+        try:
+            yield
+        finally:
+            self.cluster.observer.forget(request.namespace, request.target)
 
     def suspend_gitops(self, request: GitOpsRequest) -> ActionOutcome:
         ensure_acting(self.cluster.leadership, f"suspend {request.owner}")
