@@ -154,6 +154,7 @@ def _jsonable(value: object) -> str:
 
 
 Login = Callable[[], Endpoint]
+Connection = tuple[Endpoint, urllib3.PoolManager]
 Timeout = float | None
 
 
@@ -174,11 +175,12 @@ class Transport:
         # None: urllib3's default (3 retries of a failed connection), as the client had.
         self._retries = retries
         self._lock = threading.Lock()
-        self._endpoint, self._pool = self._connect()
+        # Replaced whole on a new login: a request reads the pair once.
+        self._connection = self._connect()
 
     @property
     def server(self) -> str:
-        return self._endpoint.server
+        return self._connection[0].server
 
     def request(
         self,
@@ -209,10 +211,10 @@ class Transport:
         payload = None if body is None else encode(body)
         how: dict[str, Any] = {"query": query, "payload": payload, "timeout": timeout}
         how["content_type"] = content_type or JSON
-        pool = self._pool
-        response = self._send(self._endpoint, pool, method, path, **how)
+        connection = self._connection
+        response = self._send(*connection, method, path, **how)
         if response.status == 401:
-            response = self._send(*self._relogin(pool), method, path, **how)
+            response = self._send(*self._relogin(connection), method, path, **how)
         if not 200 <= response.status <= 299:
             raise HttpError(
                 response.status,
@@ -222,7 +224,7 @@ class Transport:
         return bytes(response.data)
 
     def close(self) -> None:
-        self._pool.clear()
+        self._connection[1].clear()
 
     # ------------------------------------------------------------ internals
 
@@ -261,18 +263,17 @@ class Transport:
             # error (other urllib3 errors leave as they did: callers catch HTTPError).
             raise HttpError(0, f"{type(exc).__name__}\n{exc}") from exc
 
-    def _relogin(self, failed: urllib3.PoolManager) -> tuple[Endpoint, urllib3.PoolManager]:
+    def _relogin(self, failed: Connection) -> Connection:
         """Read the credentials again, once for all the requests that failed on the same
         ones (threads that meet the same 401 at once)."""
         with self._lock:
-            if self._pool is failed:
-                old = self._pool
-                self._endpoint, self._pool = self._connect()
+            if self._connection is failed:
+                self._connection = self._connect()
                 log.info("API server answered 401: credentials read again")
-                old.clear()
-            return self._endpoint, self._pool
+                failed[1].clear()
+            return self._connection
 
-    def _connect(self) -> tuple[Endpoint, urllib3.PoolManager]:
+    def _connect(self) -> Connection:
         endpoint = self._login()
         pool = urllib3.PoolManager(
             num_pools=1,
