@@ -9,6 +9,10 @@ from mitigator.console import add_commands as add_incident_commands
 
 
 def _run(args: argparse.Namespace) -> int:
+    # kopf imports the kubernetes client (about 700 generated classes: 20 MB of this
+    # process) whenever it is importable, and needs none of it; nor does the operator
+    # (mitigator.k8s speaks HTTP itself). Marked missing before kopf is first imported.
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]  # None: "not installed"
     import kopf  # noqa: PLC0415 - only `run` needs kopf; --help stays fast
     from pydantic import ValidationError  # noqa: PLC0415
 

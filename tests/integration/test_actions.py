@@ -9,10 +9,9 @@ from kubernetes import client
 
 from mitigator import ACTIONS_ANNOTATION
 from mitigator.actions.executor import ActionExecutor
-from mitigator.k8s import KubeClient
 from mitigator.models.execution import ActionOutcome
 from tests.support.actions import apply_step, revert_step
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, kube_client, wait_rollout
 
 pytestmark = pytest.mark.cluster
 
@@ -21,7 +20,7 @@ GOOD, BAD = "registry.k8s.io/pause:3.10", "registry.k8s.io/pause:3.9-bad"
 
 @pytest.fixture
 def executor(api_client: client.ApiClient) -> ActionExecutor:
-    return ActionExecutor(KubeClient(api_client))
+    return ActionExecutor(kube_client(api_client))
 
 
 def _apply(
@@ -104,7 +103,7 @@ def test_an_action_decided_on_a_read_no_longer_current_is_decided_again(
     writing what it decided on revision 2 over revision 3."""
     apps = client.AppsV1Api(api_client)
     _deploy_bad_release(apps, namespace)
-    kube = KubeClient(api_client)
+    kube = kube_client(api_client)
     stale = kube.target_read(kube.read_deployment(namespace, "svc"))
     third = "registry.k8s.io/pause:3.8-worse"
     apps.patch_namespaced_deployment(

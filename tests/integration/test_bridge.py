@@ -21,6 +21,7 @@ from mitigator.bridge.identity import (
     incident_name,
 )
 from mitigator.k8s.client import KubeClient
+from mitigator.k8s.connect import client_of
 from tests.support.bridge import (
     EPOCH,
     RunningBridge,
@@ -357,7 +358,7 @@ def test_an_unreachable_api_server_is_a_503_so_alertmanager_retries(
     configuration = client.Configuration()
     configuration.host = "https://127.0.0.1:9"  # nothing listens on the discard port
     configuration.retries = False
-    kube = KubeClient(client.ApiClient(configuration))
+    kube = client_of(configuration)
     with RunningBridge(kube, bridge_settings()) as running:
         status, body = running.post(webhook(alert(namespace)))
 

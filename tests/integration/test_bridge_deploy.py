@@ -25,7 +25,6 @@ from localkube.processes import ManagedProcess, free_port, wait_until
 from localkube.testing import ClusterAccess
 from mitigator.bridge.identity import group_hash, incident_name
 from mitigator.cli import build_parser
-from mitigator.k8s.client import KubeClient
 from tests.support.bridge import (
     TOKEN,
     RunningBridge,
@@ -34,6 +33,7 @@ from tests.support.bridge import (
     list_incidents,
     webhook,
 )
+from tests.support.kube import kube_client
 from tests.support.objects import GROUP, VERSION
 from tests.support.world import OperatorBridge
 
@@ -229,7 +229,7 @@ def test_the_shipped_rbac_is_enough_and_no_more(
         config.load_kube_config(str(cluster.kubeconfig), client_configuration=configuration)  # type: ignore[no-untyped-call]
         as_bridge = client.ApiClient(configuration)
         as_bridge.set_default_header("Impersonate-User", user)  # type: ignore[no-untyped-call]
-        with RunningBridge(KubeClient(as_bridge), bridge_settings()) as running:
+        with RunningBridge(kube_client(as_bridge), bridge_settings()) as running:
             a = alert(namespace, fingerprint="1111111111111111")
             b = alert(namespace, fingerprint="2222222222222222")
             key = "{}:{rbac-test}"

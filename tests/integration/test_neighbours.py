@@ -11,10 +11,9 @@ from kubernetes import client
 
 from localkube.processes import wait_until
 from mitigator.actions.executor import ActionExecutor
-from mitigator.k8s import KubeClient
 from mitigator.models.execution import ActionOutcome
 from tests.support.actions import apply_step, revert_step
-from tests.support.kube import deployment_manifest, wait_rollout
+from tests.support.kube import deployment_manifest, kube_client, wait_rollout
 from tests.support.objects import Resources, incident_manifest, policy_manifest
 
 pytestmark = pytest.mark.cluster
@@ -23,7 +22,7 @@ pytestmark = pytest.mark.cluster
 def _apply(
     api_client: client.ApiClient, namespace: str, step: dict[str, Any], *, max_replicas: int = 10
 ) -> ActionOutcome:
-    executor = ActionExecutor(KubeClient(api_client))
+    executor = ActionExecutor(kube_client(api_client))
     return apply_step(
         executor, namespace, "web", step, action_id="0-step", max_replicas=max_replicas
     )
@@ -32,7 +31,7 @@ def _apply(
 def _revert(
     api_client: client.ApiClient, namespace: str, action_type: str, before: dict[str, Any]
 ) -> ActionOutcome:
-    executor = ActionExecutor(KubeClient(api_client))
+    executor = ActionExecutor(kube_client(api_client))
     return revert_step(executor, namespace, "web", action_type, before, action_id="0-step")
 
 

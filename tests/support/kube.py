@@ -9,10 +9,19 @@ from kubernetes.client.exceptions import ApiException
 
 from localkube.processes import wait_until
 from localkube.testing import TEST_NAMESPACE_LABEL, new_namespace_name
+from mitigator.k8s import KubeClient
+from mitigator.k8s.connect import client_of
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 # The runbook's bad deploy: the same image under a tag the responders treat as broken.
 GOOD, BAD = PAUSE_IMAGE, f"{PAUSE_IMAGE}-bad"
+
+
+def kube_client(api_client: client.ApiClient) -> KubeClient:
+    """mitigator's client to where a test's kubernetes ApiClient points, with the same
+    credentials and default headers (an Impersonate-User, say)."""
+    headers = {k: v for k, v in api_client.default_headers.items() if k != "User-Agent"}
+    return client_of(api_client.configuration, headers=headers)
 
 
 def deployment_manifest(

@@ -1,8 +1,8 @@
 """Reads and writes of API objects, as plain JSON dicts (what kubectl shows).
 
-Only this module imports the kubernetes client. Responses are decoded from the wire JSON
-rather than the client's generated classes: cheaper, and the pure builders work on the same
-camelCase shapes that `kubectl get -o json` prints.
+Over mitigator.k8s.transport (urllib3), not the kubernetes package: the processes that run
+the operator and the bridge never import it (about 20 MB each). The pure builders work on
+the same camelCase shapes that `kubectl get -o json` prints.
 """
 
 from __future__ import annotations
@@ -10,80 +10,108 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
 from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
+from mitigator.k8s import login
 from mitigator.k8s.calls import CustomResource, call, items, selector_of
 from mitigator.k8s.errors import NotFound, translate, translate_tested_write, translate_write
+from mitigator.k8s.transport import (
+    JSON_PATCH,
+    MERGE_PATCH,
+    ConnectionInfoLike,
+    Endpoint,
+    HttpError,
+    Transport,
+    api_path,
+    endpoint_of,
+    patch_content_type,
+)
 from mitigator.models import JsonObject
 from mitigator.models.evidence import TargetRead
 
 JsonPatch = list[dict[str, Any]]
 
+APPS, CORE, AUTOSCALING = "apps/v1", "v1", "autoscaling/v2"
+COORDINATION, NETWORKING = "coordination.k8s.io/v1", "networking.k8s.io/v1"
+OURS = f"{API_GROUP}/{API_VERSION}"
+# The kubernetes client's pool: 5 connections per CPU, where no size is asked for.
+DEFAULT_POOL_SIZE = 5 * (os.cpu_count() or 1)
+
 
 class KubeClient:
     """Synchronous access to the objects mitigator reads and changes."""
 
-    def __init__(self, api_client: client.ApiClient | None = None) -> None:
-        self.api_client = api_client or client.ApiClient()
-        self.apps = client.AppsV1Api(self.api_client)
-        self.core = client.CoreV1Api(self.api_client)
-        self.custom = client.CustomObjectsApi(self.api_client)
-        self.autoscaling = client.AutoscalingV2Api(self.api_client)
-        self.coordination = client.CoordinationV1Api(self.api_client)
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
         """In-cluster service account if present, else the kubeconfig (KUBECONFIG)."""
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            return cls()
-        except config.ConfigException:
-            path = kubeconfig or os.environ.get("KUBECONFIG") or None
-            return cls(config.new_client_from_config(config_file=path))  # type: ignore[no-untyped-call]
+        return cls.from_environment_pooled(kubeconfig, pool_size=DEFAULT_POOL_SIZE)
 
     @classmethod
     def from_environment_pooled(
         cls, kubeconfig: str | None = None, *, pool_size: int
     ) -> KubeClient:
         """Like `from_environment`, with room for `pool_size` concurrent connections (the
-        client's default is 5 per CPU; more threads than that reconnect on every call)."""
-        configuration = client.Configuration()
-        try:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            path = kubeconfig or os.environ.get("KUBECONFIG") or None
-            config.load_kube_config(config_file=path, client_configuration=configuration)  # type: ignore[no-untyped-call]
-        configuration.connection_pool_maxsize = max(pool_size, 1)
-        return cls(client.ApiClient(configuration))
+        client's default is 5 per CPU; more threads than that reconnect on every call).
+        A 401 reads the ServiceAccount or kubeconfig again (a rotated token)."""
+        return cls(Transport(partial(login.from_environment, kubeconfig), pool_size=pool_size))
+
+    @classmethod
+    def from_connection_info(
+        cls,
+        info: ConnectionInfoLike,
+        *,
+        pool_size: int,
+        relogin: Callable[[], ConnectionInfoLike | None] | None = None,
+    ) -> KubeClient:
+        """From a kopf ConnectionInfo (kopf.login_with_service_account() or
+        kopf.login_with_kubeconfig()). On a 401, `relogin()` gives the next one; without
+        it (or when it gives none), the same credentials are tried once more."""
+        given = [info]
+
+        def endpoint() -> Endpoint:
+            current = given.pop() if given else (relogin() if relogin else None)
+            return endpoint_of(current or info)
+
+        return cls(Transport(endpoint, pool_size=pool_size))
+
+    @property
+    def server(self) -> str:
+        return self.transport.server
+
+    def _call(self, what: str, method: str, path: str, **how: Any) -> JsonObject:
+        return call(self.transport, what, method, path, **how)
 
     # ------------------------------------------------------------ deployments
 
     def read_deployment(self, namespace: str, name: str) -> JsonObject:
-        return call(
-            f"Deployment {namespace}/{name}", self.apps.read_namespaced_deployment, name, namespace
+        return self._call(
+            f"Deployment {namespace}/{name}",
+            "GET",
+            api_path(APPS, "deployments", namespace=namespace, name=name),
         )
 
     def patch_deployment(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
-        return call(
+        return self._call(
             f"Deployment {namespace}/{name}",
-            self.apps.patch_namespaced_deployment,
-            name,
-            namespace,
-            patch,
+            "PATCH",
+            api_path(APPS, "deployments", namespace=namespace, name=name),
+            body=patch,
+            content_type=JSON_PATCH,
         )
 
     def list_deployments(self, namespace: str, label_selector: str = "") -> list[JsonObject]:
         return items(
+            self.transport,
             f"Deployments in {namespace}",
-            self.apps.list_namespaced_deployment,
-            namespace,
-            label_selector=label_selector,
+            api_path(APPS, "deployments", namespace=namespace),
+            labelSelector=label_selector,
         )
 
     def replica_sets_of(self, deployment: JsonObject) -> list[JsonObject]:
@@ -91,10 +119,10 @@ class KubeClient:
         return [
             rs
             for rs in items(
+                self.transport,
                 f"ReplicaSets of {meta['namespace']}/{meta['name']}",
-                self.apps.list_namespaced_replica_set,
-                meta["namespace"],
-                label_selector=selector_of(deployment),
+                api_path(APPS, "replicasets", namespace=meta["namespace"]),
+                labelSelector=selector_of(deployment),
             )
             if any(
                 ref.get("uid") == meta["uid"] for ref in rs["metadata"].get("ownerReferences", [])
@@ -110,40 +138,52 @@ class KubeClient:
         )
 
     def read_pod(self, namespace: str, name: str) -> JsonObject:
-        return call(f"Pod {namespace}/{name}", self.core.read_namespaced_pod, name, namespace)
+        return self._call(
+            f"Pod {namespace}/{name}",
+            "GET",
+            api_path(CORE, "pods", namespace=namespace, name=name),
+        )
 
     def read_replica_set(self, namespace: str, name: str) -> JsonObject:
-        return call(
-            f"ReplicaSet {namespace}/{name}", self.apps.read_namespaced_replica_set, name, namespace
+        return self._call(
+            f"ReplicaSet {namespace}/{name}",
+            "GET",
+            api_path(APPS, "replicasets", namespace=namespace, name=name),
         )
 
     def pods_of(self, deployment: JsonObject) -> list[JsonObject]:
         meta = deployment["metadata"]
         return items(
+            self.transport,
             f"Pods of {meta['namespace']}/{meta['name']}",
-            self.core.list_namespaced_pod,
-            meta["namespace"],
-            label_selector=selector_of(deployment),
+            api_path(CORE, "pods", namespace=meta["namespace"]),
+            labelSelector=selector_of(deployment),
         )
 
     # ------------------------------------------------------------ services
 
     def list_services(self, namespace: str) -> list[JsonObject]:
-        return items(f"Services in {namespace}", self.core.list_namespaced_service, namespace)
+        return items(
+            self.transport,
+            f"Services in {namespace}",
+            api_path(CORE, "services", namespace=namespace),
+        )
 
     def read_service(self, namespace: str, name: str) -> JsonObject:
-        return call(
-            f"Service {namespace}/{name}", self.core.read_namespaced_service, name, namespace
+        return self._call(
+            f"Service {namespace}/{name}",
+            "GET",
+            api_path(CORE, "services", namespace=namespace, name=name),
         )
 
     def patch_service(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
-        return call(
+        return self._call(
             f"Service {namespace}/{name}",
-            self.core.patch_namespaced_service,
-            name,
-            namespace,
-            patch,
+            "PATCH",
+            api_path(CORE, "services", namespace=namespace, name=name),
+            body=patch,
+            content_type=JSON_PATCH,
         )
 
     # ------------------------------------------------------------ autoscalers
@@ -154,44 +194,39 @@ class KubeClient:
         return [
             hpa
             for hpa in items(
+                self.transport,
                 f"HorizontalPodAutoscalers in {meta['namespace']}",
-                self.autoscaling.list_namespaced_horizontal_pod_autoscaler,
-                meta["namespace"],
+                api_path(AUTOSCALING, "horizontalpodautoscalers", namespace=meta["namespace"]),
             )
             if (ref := hpa["spec"].get("scaleTargetRef") or {}).get("kind") == "Deployment"
             and ref.get("name") == meta["name"]
         ]
 
     def read_autoscaler(self, namespace: str, name: str) -> JsonObject:
-        return call(
+        return self._call(
             f"HorizontalPodAutoscaler {namespace}/{name}",
-            self.autoscaling.read_namespaced_horizontal_pod_autoscaler,
-            name,
-            namespace,
+            "GET",
+            api_path(AUTOSCALING, "horizontalpodautoscalers", namespace=namespace, name=name),
         )
 
     def patch_autoscaler(self, namespace: str, name: str, patch: JsonPatch) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
-        return call(
+        return self._call(
             f"HorizontalPodAutoscaler {namespace}/{name}",
-            self.autoscaling.patch_namespaced_horizontal_pod_autoscaler,
-            name,
-            namespace,
-            patch,
+            "PATCH",
+            api_path(AUTOSCALING, "horizontalpodautoscalers", namespace=namespace, name=name),
+            body=patch,
+            content_type=JSON_PATCH,
         )
 
     # ------------------------------------------------------------ other custom resources
 
     def read_custom(self, resource: CustomResource, namespace: str, name: str) -> JsonObject:
         group, version, plural = resource
-        return call(
+        return self._call(
             f"{plural}.{group} {namespace}/{name}",
-            self.custom.get_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            plural,
-            name,
+            "GET",
+            api_path(f"{group}/{version}", plural, namespace=namespace, name=name),
         )
 
     def patch_custom(
@@ -199,76 +234,49 @@ class KubeClient:
     ) -> JsonObject:
         """A JSON patch; a failed `test` operation is a `Conflict`."""
         group, version, plural = resource
-        return call(
+        return self._call(
             f"{plural}.{group} {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            group,
-            version,
-            namespace,
-            plural,
-            name,
-            patch,
-            # A list is a JSON patch; the client would send it as a merge patch.
-            _content_type="application/json-patch+json",
+            "PATCH",
+            api_path(f"{group}/{version}", plural, namespace=namespace, name=name),
+            body=patch,
+            content_type=JSON_PATCH,
         )
 
     # ------------------------------------------------------------ our resources
 
     def list_policies(self, namespace: str) -> list[JsonObject]:
         return items(
+            self.transport,
             f"MitigationPolicies in {namespace}",
-            self.custom.list_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            POLICY_PLURAL,
+            api_path(OURS, POLICY_PLURAL, namespace=namespace),
         )
 
     def list_incidents(
         self, namespace: str | None = None, *, label_selector: str = ""
     ) -> list[JsonObject]:
         """The Incidents of `namespace` (every namespace if None) with these labels."""
-        if namespace is None:
-            return items(
-                "Incidents",
-                self.custom.list_cluster_custom_object,
-                API_GROUP,
-                API_VERSION,
-                INCIDENT_PLURAL,
-                label_selector=label_selector,
-            )
         return items(
-            f"Incidents in {namespace}",
-            self.custom.list_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            INCIDENT_PLURAL,
-            label_selector=label_selector,
+            self.transport,
+            "Incidents" if namespace is None else f"Incidents in {namespace}",
+            api_path(OURS, INCIDENT_PLURAL, namespace=namespace),
+            labelSelector=label_selector,
         )
 
     def read_incident(self, namespace: str, name: str) -> JsonObject:
-        return call(
+        return self._call(
             f"Incident {namespace}/{name}",
-            self.custom.get_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            INCIDENT_PLURAL,
-            name,
+            "GET",
+            api_path(OURS, INCIDENT_PLURAL, namespace=namespace, name=name),
         )
 
     def create_incident(self, namespace: str, body: JsonObject) -> JsonObject:
         """Create an Incident; AlreadyExists, NamespaceNotFound and Invalid say why not."""
         name = (body.get("metadata") or {}).get("name", "")
-        return call(
+        return self._call(
             f"Incident {namespace}/{name}",
-            self.custom.create_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            INCIDENT_PLURAL,
-            body,
+            "POST",
+            api_path(OURS, INCIDENT_PLURAL, namespace=namespace),
+            body=body,
             translate=translate_write,
         )
 
@@ -281,64 +289,51 @@ class KubeClient:
         """A JSON patch of an Incident: its `test` operations guard only what the writer
         decided on, so a write of other fields (the operator's status) is no conflict; a
         failed test is a `Conflict`. NotFound and Invalid as for `create_incident`."""
-        return self._patch_incident(
-            namespace,
-            name,
-            patch,
-            # A list is a JSON patch; the client would send it as a merge patch.
-            _content_type="application/json-patch+json",
-            translate=translate_tested_write,
-        )
+        return self._patch_incident(namespace, name, patch, translate=translate_tested_write)
 
     def _patch_incident(
         self, namespace: str, name: str, patch: JsonObject | JsonPatch, **how: Any
     ) -> JsonObject:
-        return call(
+        return self._call(
             f"Incident {namespace}/{name}",
-            self.custom.patch_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            INCIDENT_PLURAL,
-            name,
-            patch,
+            "PATCH",
+            api_path(OURS, INCIDENT_PLURAL, namespace=namespace, name=name),
+            body=patch,
+            # A list is a JSON patch, an object a JSON merge patch.
+            content_type=patch_content_type(patch),
             **how,
         )
 
     def patch_policy_status(self, namespace: str, name: str, status: JsonObject) -> None:
         with contextlib.suppress(NotFound):  # deleted meanwhile: nothing to report on
-            call(
+            self._call(
                 f"MitigationPolicy {namespace}/{name}",
-                self.custom.patch_namespaced_custom_object_status,
-                API_GROUP,
-                API_VERSION,
-                namespace,
-                POLICY_PLURAL,
-                name,
-                {"status": status},
+                "PATCH",
+                api_path(OURS, POLICY_PLURAL, namespace=namespace, name=name, subresource="status"),
+                body={"status": status},
+                content_type=MERGE_PATCH,
             )
 
     # ------------------------------------------------------------ leases (leader election)
 
     def read_lease(self, namespace: str, name: str, *, timeout: float) -> JsonObject:
-        return call(
+        return self._call(
             f"Lease {namespace}/{name}",
-            self.coordination.read_namespaced_lease,
-            name,
-            namespace,
-            _request_timeout=timeout,
+            "GET",
+            api_path(COORDINATION, "leases", namespace=namespace, name=name),
+            timeout=timeout,
         )
 
     def create_lease(self, namespace: str, body: JsonObject, *, timeout: float) -> JsonObject:
         """AlreadyExists when another replica created it first."""
         name = (body.get("metadata") or {}).get("name", "")
-        return call(
+        return self._call(
             f"Lease {namespace}/{name}",
-            self.coordination.create_namespaced_lease,
-            namespace,
-            body,
+            "POST",
+            api_path(COORDINATION, "leases", namespace=namespace),
+            body=body,
             translate=translate_write,
-            _request_timeout=timeout,
+            timeout=timeout,
         )
 
     def replace_lease(
@@ -346,14 +341,13 @@ class KubeClient:
     ) -> JsonObject:
         """An update that carries the resourceVersion read: a concurrent writer is a
         `Conflict` (the optimistic lock every acquisition and renewal rests on)."""
-        return call(
+        return self._call(
             f"Lease {namespace}/{name}",
-            self.coordination.replace_namespaced_lease,
-            name,
-            namespace,
-            body,
+            "PUT",
+            api_path(COORDINATION, "leases", namespace=namespace, name=name),
+            body=body,
             translate=translate_write,
-            _request_timeout=timeout,
+            timeout=timeout,
         )
 
     # ------------------------------------------------------------ incident CLI, evidence, isolate
@@ -362,88 +356,83 @@ class KubeClient:
     def whoami(self) -> str:
         """The caller's user name as the API server sees it (SelfSubjectReview, as
         `kubectl auth whoami` does)."""
-        review = call(
+        review = self._call(
             "SelfSubjectReview",
-            client.AuthenticationV1Api(self.api_client).create_self_subject_review,
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            "POST",
+            api_path("authentication.k8s.io/v1", "selfsubjectreviews"),
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
         )
         return str(((review.get("status") or {}).get("userInfo") or {}).get("username") or "")
 
     def read_policy(self, namespace: str, name: str) -> JsonObject:
-        return call(
+        return self._call(
             f"MitigationPolicy {namespace}/{name}",
-            self.custom.get_namespaced_custom_object,
-            API_GROUP,
-            API_VERSION,
-            namespace,
-            POLICY_PLURAL,
-            name,
+            "GET",
+            api_path(OURS, POLICY_PLURAL, namespace=namespace, name=name),
         )
 
     def pod_log(self, namespace: str, pod: str, *, container: str, tail_lines: int) -> str:
         """The last `tail_lines` lines the container logged (what `kubectl logs` shows)."""
         try:
-            response: Any = self.core.read_namespaced_pod_log(
-                pod,
-                namespace,
-                container=container,
-                tail_lines=tail_lines,
-                _preload_content=False,
+            data = self.transport.request_bytes(
+                "GET",
+                api_path(CORE, "pods", namespace=namespace, name=pod, subresource="log"),
+                query={"container": container, "tailLines": tail_lines},
             )
-        except ApiException as exc:
+        except HttpError as exc:
             raise translate(exc, f"logs of Pod {namespace}/{pod}/{container}") from exc
-        return bytes(response.data).decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace")
 
     def events_of(self, namespace: str, *, kind: str, name: str) -> list[JsonObject]:
         """The core/v1 Events about one object (`kubectl describe`'s Events section)."""
         return items(
+            self.transport,
             f"Events of {kind} {namespace}/{name}",
-            self.core.list_namespaced_event,
-            namespace,
-            field_selector=f"involvedObject.kind={kind},involvedObject.name={name}",
+            api_path(CORE, "events", namespace=namespace),
+            fieldSelector=f"involvedObject.kind={kind},involvedObject.name={name}",
         )
 
     def create_config_map(self, namespace: str, body: JsonObject) -> JsonObject:
         name = (body.get("metadata") or {}).get("name", "")
-        return call(
+        return self._call(
             f"ConfigMap {namespace}/{name}",
-            self.core.create_namespaced_config_map,
-            namespace,
-            body,
+            "POST",
+            api_path(CORE, "configmaps", namespace=namespace),
+            body=body,
             translate=translate_write,
         )
 
     def read_config_map(self, namespace: str, name: str) -> JsonObject:
-        return call(
-            f"ConfigMap {namespace}/{name}", self.core.read_namespaced_config_map, name, namespace
+        return self._call(
+            f"ConfigMap {namespace}/{name}",
+            "GET",
+            api_path(CORE, "configmaps", namespace=namespace, name=name),
         )
 
     def create_network_policy(self, namespace: str, body: JsonObject) -> JsonObject:
         name = (body.get("metadata") or {}).get("name", "")
-        return call(
+        return self._call(
             f"NetworkPolicy {namespace}/{name}",
-            client.NetworkingV1Api(self.api_client).create_namespaced_network_policy,
-            namespace,
-            body,
+            "POST",
+            api_path(NETWORKING, "networkpolicies", namespace=namespace),
+            body=body,
             translate=translate_write,
         )
 
     def read_network_policy(self, namespace: str, name: str) -> JsonObject:
-        return call(
+        return self._call(
             f"NetworkPolicy {namespace}/{name}",
-            client.NetworkingV1Api(self.api_client).read_namespaced_network_policy,
-            name,
-            namespace,
+            "GET",
+            api_path(NETWORKING, "networkpolicies", namespace=namespace, name=name),
         )
 
     def delete_network_policy(self, namespace: str, name: str) -> None:
         """Delete it; one already gone is fine."""
         with contextlib.suppress(NotFound):
-            call(
+            self._call(
                 f"NetworkPolicy {namespace}/{name}",
-                client.NetworkingV1Api(self.api_client).delete_namespaced_network_policy,
-                name,
-                namespace,
+                "DELETE",
+                api_path(NETWORKING, "networkpolicies", namespace=namespace, name=name),
             )
 
     # ------------------------------------------------------------ secrets (issue 11)
@@ -459,8 +448,10 @@ class KubeClient:
 
     def read_secret_data(self, namespace: str, name: str) -> dict[str, str]:
         """A Secret's data, decoded; `NotFound` when it is missing."""
-        secret = call(
-            f"Secret {namespace}/{name}", self.core.read_namespaced_secret, name, namespace
+        secret = self._call(
+            f"Secret {namespace}/{name}",
+            "GET",
+            api_path(CORE, "secrets", namespace=namespace, name=name),
         )
         return {
             key: base64.b64decode(value).decode()

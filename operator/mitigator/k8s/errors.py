@@ -1,12 +1,11 @@
-"""The API server's answers as this package's exceptions: the kubernetes client's own never
-leave mitigator.k8s."""
+"""The API server's answers as this package's exceptions: the transport's `HttpError` never
+leaves mitigator.k8s."""
 
 from __future__ import annotations
 
 import json
 
-from kubernetes.client.exceptions import ApiException
-
+from mitigator.k8s.transport import HttpError
 from mitigator.models import JsonObject
 
 # What the API server answers (422) when a JSON-patch "test" operation does not hold.
@@ -47,7 +46,7 @@ class ApiError(RuntimeError):
         return self.status is None or self.status >= 500 or self.status == 429
 
 
-def _status_of(exc: ApiException) -> JsonObject:
+def _status_of(exc: HttpError) -> JsonObject:
     """The metav1.Status the API server answered with, or {}."""
     try:
         body = json.loads(exc.body or "{}")
@@ -56,7 +55,7 @@ def _status_of(exc: ApiException) -> JsonObject:
     return body if isinstance(body, dict) else {}
 
 
-def translate_write(exc: ApiException, what: str) -> Exception:
+def translate_write(exc: HttpError, what: str) -> Exception:
     """Like `_translate`, for creates and merge patches: 409 AlreadyExists vs a resourceVersion
     conflict, a missing namespace vs a missing object, and 422 as `Invalid`."""
     status = _status_of(exc)
@@ -74,13 +73,13 @@ def translate_write(exc: ApiException, what: str) -> Exception:
     return _api_error(exc, what)
 
 
-def translate_tested_write(exc: ApiException, what: str) -> Exception:
+def translate_tested_write(exc: HttpError, what: str) -> Exception:
     """`translate_write` for a JSON patch whose `test` operations guard it: a failed test (a
     422 too) is a `Conflict`, not `Invalid`."""
     return _failed_test(exc, what) or translate_write(exc, what)
 
 
-def translate(exc: ApiException, what: str) -> Exception:
+def translate(exc: HttpError, what: str) -> Exception:
     if exc.status == 404:
         return NotFound(f"{what} not found")
     failed_test = _failed_test(exc, what)
@@ -91,14 +90,14 @@ def translate(exc: ApiException, what: str) -> Exception:
     return _api_error(exc, what)
 
 
-def _failed_test(exc: ApiException, what: str) -> Conflict | None:
+def _failed_test(exc: HttpError, what: str) -> Conflict | None:
     """A JSON-patch `test` failed (a 422): someone changed the object since it was read."""
     if exc.status == 422 and _FAILED_TEST in str(exc.body):
         return Conflict(f"{what} changed while it was being patched; will re-read")
     return None
 
 
-def _api_error(exc: ApiException, what: str) -> ApiError:
+def _api_error(exc: HttpError, what: str) -> ApiError:
     return ApiError(
         f"{what}: API error {exc.status}: {exc.reason}",
         status=exc.status,
