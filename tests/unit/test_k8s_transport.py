@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import kopf
 import pytest
 
 from mitigator.k8s import AlreadyExists, ApiError, Conflict, Invalid, NamespaceNotFound, NotFound
@@ -22,7 +21,6 @@ from mitigator.k8s.transport import (
     HttpError,
     api_path,
     encode,
-    endpoint_of,
     patch_content_type,
     url_of,
 )
@@ -233,12 +231,3 @@ def test_a_service_account_inside_a_pod_only(tmp_path: Path) -> None:
     assert endpoint.ca_path == str(tmp_path / "ca.crt")
     assert endpoint.authorization == f"Bearer {SECRET}"
     assert from_service_account(tmp_path, {}) is None  # not in a pod
-
-
-def test_from_kopf_connection_info() -> None:
-    info = kopf.ConnectionInfo(server="https://k", token=SECRET, ca_data=b"Q0E=", insecure=None)
-    endpoint = endpoint_of(info)
-    assert endpoint.authorization == f"Bearer {SECRET}"
-    assert (endpoint.ca_data, endpoint.insecure) == ("Q0E=", False)
-    basic = endpoint_of(kopf.ConnectionInfo(server="https://k", username="a", password="b"))
-    assert basic.authorization == "Basic YTpi"

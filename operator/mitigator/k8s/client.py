@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -21,12 +20,9 @@ from mitigator.k8s.errors import NotFound, translate, translate_tested_write, tr
 from mitigator.k8s.transport import (
     JSON_PATCH,
     MERGE_PATCH,
-    ConnectionInfoLike,
-    Endpoint,
     HttpError,
     Transport,
     api_path,
-    endpoint_of,
     patch_content_type,
 )
 from mitigator.models import JsonObject
@@ -60,25 +56,6 @@ class KubeClient:
         client's default is 5 per CPU; more threads than that reconnect on every call).
         A 401 reads the ServiceAccount or kubeconfig again (a rotated token)."""
         return cls(Transport(partial(login.from_environment, kubeconfig), pool_size=pool_size))
-
-    @classmethod
-    def from_connection_info(
-        cls,
-        info: ConnectionInfoLike,
-        *,
-        pool_size: int,
-        relogin: Callable[[], ConnectionInfoLike | None] | None = None,
-    ) -> KubeClient:
-        """From a kopf ConnectionInfo (kopf.login_with_service_account() or
-        kopf.login_with_kubeconfig()). On a 401, `relogin()` gives the next one; without
-        it (or when it gives none), the same credentials are tried once more."""
-        given = [info]
-
-        def endpoint() -> Endpoint:
-            current = given.pop() if given else (relogin() if relogin else None)
-            return endpoint_of(current or info)
-
-        return cls(Transport(endpoint, pool_size=pool_size))
 
     @property
     def server(self) -> str:

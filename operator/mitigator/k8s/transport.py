@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import ssl
 import tempfile
 import threading
@@ -18,7 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
@@ -61,47 +60,6 @@ class Endpoint:
     insecure: bool = False
     # More headers on every request (tests impersonate a ServiceAccount with one).
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-
-
-class ConnectionInfoLike(Protocol):
-    """The fields of kopf's ConnectionInfo this module reads (kopf is not imported here:
-    the bridge process has no need of it)."""
-
-    server: str
-    ca_path: Any
-    ca_data: str | bytes | None
-    insecure: bool | None
-    username: str | None
-    password: str | None
-    scheme: str | None
-    token: str | None
-    certificate_path: Any
-    certificate_data: str | bytes | None
-    private_key_path: Any
-    private_key_data: str | bytes | None
-
-
-def endpoint_of(info: ConnectionInfoLike) -> Endpoint:
-    """The endpoint a kopf ConnectionInfo describes (kopf.login_with_service_account() or
-    kopf.login_with_kubeconfig())."""
-    authorization = None
-    if info.username and info.password:
-        authorization = basic_authorization(info.username, info.password)
-    elif info.token:
-        authorization = f"{info.scheme or 'Bearer'} {info.token}"
-    elif info.scheme:
-        authorization = info.scheme
-    return Endpoint(
-        server=info.server,
-        ca_path=_path(info.ca_path),
-        ca_data=_text(info.ca_data),
-        certificate_path=_path(info.certificate_path),
-        certificate_data=_text(info.certificate_data),
-        private_key_path=_path(info.private_key_path),
-        private_key_data=_text(info.private_key_data),
-        authorization=authorization,
-        insecure=bool(info.insecure),
-    )
 
 
 def basic_authorization(username: str, password: str) -> str:
@@ -182,21 +140,10 @@ class Transport:
     def server(self) -> str:
         return self._connection[0].server
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: Mapping[str, str | int | None] | None = None,
-        body: object = None,
-        content_type: str | None = None,
-        timeout: Timeout = None,
-    ) -> JsonObject:
-        """The answer's JSON object; `HttpError` for any other status than 2xx."""
-        data = self.request_bytes(
-            method, path, query=query, body=body, content_type=content_type, timeout=timeout
-        )
-        return dict(json.loads(data))
+    def request(self, method: str, path: str, **how: Any) -> JsonObject:
+        """The answer's JSON object (`how`: as `request_bytes`); `HttpError` for any other
+        status than 2xx."""
+        return dict(json.loads(self.request_bytes(method, path, **how)))
 
     def request_bytes(
         self,
@@ -208,6 +155,7 @@ class Transport:
         content_type: str | None = None,
         timeout: Timeout = None,
     ) -> bytes:
+        """The answer's body as it came (a pod's log is text, not JSON)."""
         payload = None if body is None else encode(body)
         how: dict[str, Any] = {"query": query, "payload": payload, "timeout": timeout}
         how["content_type"] = content_type or JSON
@@ -319,11 +267,3 @@ def _temporary(stack: ExitStack, data: str | None) -> str | None:
     handle.write(pem(data))
     handle.flush()
     return handle.name
-
-
-def _path(value: object) -> str | None:
-    return None if value is None else os.fsdecode(value)  # type: ignore[arg-type]
-
-
-def _text(value: str | bytes | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
