@@ -91,4 +91,4 @@ def test_errors_and_bookmarks_pass_as_they_came() -> None:
 
 def test_the_operator_installs_it_on_kopf() -> None:
     assert lean_watch()
-    assert getattr(watching.continuous_watch, "_mitigator_lean_watch", False)
+    assert getattr(watching.continuous_watch, "_mitigator_wrapped", False)

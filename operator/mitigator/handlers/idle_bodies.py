@@ -23,7 +23,7 @@ from typing import Any
 from kopf._core.engines import daemons
 from kopf._core.reactor import processing
 
-_PATCHED = "_mitigator_releases_idle_bodies"
+from mitigator.handlers.kopf_hooks import wrap_once
 
 Coroutinefunction = Callable[..., Coroutine[Any, Any, Any]]
 
@@ -40,7 +40,6 @@ def _after_each_event(original: Coroutinefunction) -> Coroutinefunction:
         finally:
             _drop_if_idle(memory.daemons_memory)
 
-    setattr(process_spawning_cause, _PATCHED, True)
     return process_spawning_cause
 
 
@@ -52,19 +51,16 @@ def _after_each_timer(original: Coroutinefunction) -> Coroutinefunction:
             # kopf's own `finally` has taken this timer out of `running_daemons` by now.
             _drop_if_idle(memory)
 
-    setattr(runner, _PATCHED, True)
     return runner
 
 
 def release_idle_bodies() -> bool:
-    """Install both hooks (once; idempotent). False, and kopf left as it is, if this kopf
-    has not the two functions (kopf then only keeps more memory than it needs)."""
-    spawning = getattr(processing, "process_spawning_cause", None)
-    runner = getattr(daemons, "_runner", None)
-    if spawning is None or runner is None:
+    """Install both hooks (once). False if this kopf has not the two functions (kopf then
+    only keeps more memory than it needs)."""
+    if getattr(processing, "process_spawning_cause", None) is None:
         return False
-    if not getattr(spawning, _PATCHED, False):
-        processing.process_spawning_cause = _after_each_event(spawning)
-    if not getattr(runner, _PATCHED, False):
-        daemons._runner = _after_each_timer(runner)
+    if getattr(daemons, "_runner", None) is None:
+        return False
+    wrap_once(processing, "process_spawning_cause", _after_each_event)
+    wrap_once(daemons, "_runner", _after_each_timer)
     return True

@@ -20,7 +20,8 @@ from typing import Any
 
 from kopf._cogs.clients import watching
 
-_PATCHED = "_mitigator_lean_watch"
+from mitigator.handlers.kopf_hooks import wrap_once
+
 # (group, plural) of the kinds whose handlers read the metadata only.
 METADATA_ONLY = frozenset({("apps", "deployments")})
 _OBJECT_EVENTS = frozenset({None, "ADDED", "MODIFIED", "DELETED"})
@@ -53,16 +54,10 @@ def _leaner(original: Watch) -> Watch:
         finally:
             await stream.aclose()
 
-    setattr(continuous_watch, _PATCHED, True)
     return continuous_watch
 
 
 def lean_watch() -> bool:
-    """Install the trimming on kopf's watch (once; idempotent). False, and kopf left as it is,
-    if this kopf has no such function (it then only holds more memory)."""
-    original = getattr(watching, "continuous_watch", None)
-    if original is None:
-        return False
-    if not getattr(original, _PATCHED, False):
-        watching.continuous_watch = _leaner(original)
-    return True
+    """Install the trimming on kopf's watch (once). False if this kopf has no such function
+    (it then only holds more memory)."""
+    return wrap_once(watching, "continuous_watch", _leaner)

@@ -23,8 +23,9 @@ from typing import Any
 
 from kopf._cogs.aiokits import aiotoggles
 
+from mitigator.handlers.kopf_hooks import wrap_once
+
 _WAITS = "_mitigator_shared_waits"
-_PATCHED = "_mitigator_linear_wait"
 
 Waiter = Callable[[aiotoggles.ToggleSet, bool], Coroutine[Any, Any, None]]
 
@@ -42,18 +43,11 @@ def _shared_wait(original: Waiter) -> Waiter:
         # the wait the others share.
         await asyncio.shield(shared)
 
-    setattr(wait_for, _PATCHED, True)
     return wait_for
 
 
 def make_readiness_wait_linear() -> bool:
-    """Install the shared wait on kopf's ToggleSet (once; idempotent). False if this kopf has
-    no such class or wait (then kopf's own is left as it is)."""
+    """Install the shared wait on kopf's ToggleSet (once). False if this kopf has no such
+    class or wait (then kopf's own is left as it is)."""
     toggle_set = getattr(aiotoggles, "ToggleSet", None)
-    original = getattr(toggle_set, "wait_for", None)
-    if toggle_set is None or original is None:
-        return False
-    if getattr(original, _PATCHED, False):
-        return True
-    toggle_set.wait_for = _shared_wait(original)
-    return True
+    return toggle_set is not None and wrap_once(toggle_set, "wait_for", _shared_wait)
