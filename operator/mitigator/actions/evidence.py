@@ -43,6 +43,12 @@ _REPLACING = frozenset(
 )
 
 
+def always_destroys_pods(action_type: ActionType) -> bool:
+    """Whether the step replaces or removes pods whatever its change turns out to be: its
+    evidence can be read while the change is built."""
+    return action_type in _REPLACING
+
+
 def destroys_pods(action_type: ActionType, change: Change) -> bool:
     """Whether the step replaces or removes pods: then their evidence is kept first. A scale
     down removes some (a scale up, or a floor raised on an autoscaler, removes none)."""
@@ -155,40 +161,71 @@ def build_config_map(
     }
 
 
-def capture(kube: KubeClient, request: ActionRequest, read: TargetRead) -> str:
-    """Save the evidence; its ConfigMap's name. A capture already made (an earlier run that
-    stopped before its write) is kept, not replaced: it saw the pods before the change. The
-    pods are those the tick listed (for classification) if it did; their Events and logs
-    are read side by side (the mitigation waits for them)."""
-    deployment = read.deployment
-    namespace, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
-    pods = read.pods
-    objects = [("Deployment", name)] + [("Pod", pod["metadata"]["name"]) for pod in pods]
-    containers = [
-        (pod["metadata"]["name"], container["name"])
-        for pod in pods
-        for container in (pod.get("spec") or {}).get("containers") or []
-    ]
+class Capture:
+    """An evidence capture in flight: the Events of the Deployment and of its pods, and the
+    pods' logs, read side by side in the background from the moment it starts (the step's
+    own reads, e.g. a rollback's ReplicaSets, go on meanwhile); `keep` waits for them and
+    saves the ConfigMap. The pods are those the tick listed (for classification) if it did.
+    Raises (ApiError, NotFound) at the start if the pods cannot be listed."""
 
-    def events_of(kind_and_name: tuple[str, str]) -> list[JsonObject]:
-        kind, object_name = kind_and_name
-        return kube.events_of(namespace, kind=kind, name=object_name)[-EVENTS_PER_OBJECT:]
+    def __init__(self, kube: KubeClient, request: ActionRequest, read: TargetRead) -> None:
+        self._kube, self._request, self._read = kube, request, read
+        deployment = read.deployment
+        self._namespace = namespace = deployment["metadata"]["namespace"]
+        pods = self._pods = read.pods
+        objects = [("Deployment", deployment["metadata"]["name"])] + [
+            ("Pod", pod["metadata"]["name"]) for pod in pods
+        ]
+        containers = [
+            (pod["metadata"]["name"], container["name"])
+            for pod in pods
+            for container in (pod.get("spec") or {}).get("containers") or []
+        ]
 
-    def log_of(pod_and_container: tuple[str, str]) -> PodLog:
+        def events_of(kind_and_name: tuple[str, str]) -> list[JsonObject]:
+            kind, object_name = kind_and_name
+            return kube.events_of(namespace, kind=kind, name=object_name)[-EVENTS_PER_OBJECT:]
+
+        self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="evidence")
+        self._events = [self._readers.submit(events_of, each) for each in objects]
+        self._logs = [self._readers.submit(self._log_of, each) for each in containers]
+
+    def _log_of(self, pod_and_container: tuple[str, str]) -> PodLog:
         pod_name, container = pod_and_container
         try:
-            text = kube.pod_log(namespace, pod_name, container=container, tail_lines=LOG_LINES)
+            text = self._kube.pod_log(
+                self._namespace, pod_name, container=container, tail_lines=LOG_LINES
+            )
         except (ApiError, NotFound) as exc:
             # A pod without logs (not started, node gone) is evidence too: say so.
             text = f"[logs unavailable: {exc}]\n"
         return PodLog(pod_name, container, text)
 
-    with ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="evidence") as readers:
-        listed = readers.map(events_of, objects)
-        logs_read = readers.map(log_of, containers)
-        events = [event for batch in listed for event in batch]
-        logs = list(logs_read)
-    body = build_config_map(request, deployment=deployment, pods=pods, logs=logs, events=events)
-    with contextlib.suppress(AlreadyExists):
-        kube.create_config_map(namespace, body)
-    return str(body["metadata"]["name"])
+    def keep(self) -> str:
+        """Save the evidence (once its reads are in); its ConfigMap's name. A capture already
+        made (an earlier run that stopped before its write) is kept, not replaced: it saw
+        the pods before the change."""
+        try:
+            events = [event for listed in self._events for event in listed.result()]
+            logs = [log.result() for log in self._logs]
+        finally:
+            self.drop()
+        body = build_config_map(
+            self._request,
+            deployment=self._read.deployment,
+            pods=self._pods,
+            logs=logs,
+            events=events,
+        )
+        with contextlib.suppress(AlreadyExists):
+            self._kube.create_config_map(self._namespace, body)
+        return str(body["metadata"]["name"])
+
+    def drop(self) -> None:
+        """Not needed after all (the step was refused): let the reads in flight finish."""
+        self._readers.shutdown(wait=False, cancel_futures=True)
+
+
+def capture(kube: KubeClient, request: ActionRequest, read: TargetRead) -> str:
+    """Save the evidence now (see `Capture`); its ConfigMap's name."""
+    return Capture(kube, request, read).keep()

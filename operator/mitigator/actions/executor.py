@@ -24,7 +24,12 @@ from mitigator.actions.change import (
     replicas_op,
     selector_op,
 )
-from mitigator.actions.evidence import capture, destroys_pods, evidence_name
+from mitigator.actions.evidence import (
+    Capture,
+    always_destroys_pods,
+    destroys_pods,
+    evidence_name,
+)
 from mitigator.actions.outcomes import answered
 from mitigator.actions.reverts import build_revert, others_named
 from mitigator.k8s import AlreadyExists, ApiError, Conflict, Invalid, KubeClient, NotFound
@@ -110,14 +115,25 @@ class ActionExecutor:
         refusal = request.admit(marker.applied_records(deployment))
         if refusal is not None:
             return ActionOutcome(ActionState.REFUSED, refusal)
-        change = self._change(request.action, read, request)
-        evidence, note = None, ""
-        if destroys_pods(request.action_type, change):
+        # The evidence's reads start before the change is built (a rollback's ReplicaSets
+        # are listed meanwhile); it is still saved before the write that destroys it.
+        pending, note = None, ""
+        if always_destroys_pods(request.action_type):
+            pending, note = self._start_capture(request, read)
+        try:
+            change = self._change(request.action, read, request)
+        except BaseException:
+            if pending is not None:
+                pending.drop()
+            raise
+        if pending is None and not note and destroys_pods(request.action_type, change):
+            pending, note = self._start_capture(request, read)
+        evidence = None
+        if pending is not None:
             try:
-                evidence = capture(self.kube, request, read)
+                evidence = pending.keep()
             except (ApiError, Invalid, NotFound) as exc:
-                # Forensics must not hold a mitigation back: act, and say what was lost.
-                note = f" (evidence not kept: {exc})"
+                note = _not_kept(exc)
         failpoints.pause_if_armed(failpoints.PAUSE_BEFORE_ACTION_WRITE)  # tests: a rival writer
         self._write(request.namespace, read, change, request=request)
         return ActionOutcome(
@@ -127,6 +143,14 @@ class ActionExecutor:
             after=change.after,
             evidence=evidence,
         )
+
+    def _start_capture(
+        self, request: ActionRequest, read: TargetRead
+    ) -> tuple[Capture | None, str]:
+        try:
+            return Capture(self.kube, request, read), ""
+        except (ApiError, NotFound) as exc:
+            return None, _not_kept(exc)
 
     # One builder per action model, each given what it must read besides the Deployment.
 
@@ -335,6 +359,11 @@ class ActionExecutor:
             ],
         )
         read.written()
+
+
+def _not_kept(exc: Exception) -> str:
+    # Forensics must not hold a mitigation back: act, and say what was lost.
+    return f" (evidence not kept: {exc})"
 
 
 def _finish(

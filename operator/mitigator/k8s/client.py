@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -35,6 +36,9 @@ COORDINATION, NETWORKING = "coordination.k8s.io/v1", "networking.k8s.io/v1"
 OURS = f"{API_GROUP}/{API_VERSION}"
 # The kubernetes client's pool: 5 connections per CPU, where no size is asked for.
 DEFAULT_POOL_SIZE = 5 * (os.cpu_count() or 1)
+# Listings started ahead of need (`TargetRead.prefetch_pods`) in flight at once; each is one
+# request that waits on nothing else, so a full pool only queues them, never deadlocks.
+BACKGROUND_READERS = 16
 
 
 class KubeClient:
@@ -42,6 +46,10 @@ class KubeClient:
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
+        # Threads start on the first prefetch only (a client that never prefetches has none).
+        self._background = ThreadPoolExecutor(
+            max_workers=BACKGROUND_READERS, thread_name_prefix="kube-read"
+        )
 
     @classmethod
     def from_environment(cls, kubeconfig: str | None = None) -> KubeClient:
@@ -112,6 +120,7 @@ class KubeClient:
             deployment,
             list_replica_sets=partial(self.replica_sets_of, deployment),
             list_pods=partial(self.pods_of, deployment),
+            background=self._background.submit,
         )
 
     def read_pod(self, namespace: str, name: str) -> JsonObject:

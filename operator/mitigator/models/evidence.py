@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
@@ -57,24 +58,33 @@ class PodHealth:
     rollout_in_progress: bool = False
 
 
+Listing = Callable[[], list[JsonObject]]
+# Runs a listing in the background: its answer (or its error) when the Future is asked.
+Background = Callable[[Listing], "Future[list[JsonObject]]"]
+
+
 class TargetRead:
     """The target's objects as one tick read them: the Deployment, and its ReplicaSets and
-    pods, each listed at most once and only when something asks for them. The executor acts
-    on this read rather than reading again: its write tests what was read, so a read that is
-    no longer current fails the write instead of deciding it."""
+    pods, each listed at most once and only when something asks for them (or, with
+    `prefetch`, started early beside other reads). The executor acts on this read rather
+    than reading again: its write tests what was read, so a read that is no longer current
+    fails the write instead of deciding it."""
 
     def __init__(
         self,
         deployment: JsonObject,
         *,
-        list_replica_sets: Callable[[], list[JsonObject]],
-        list_pods: Callable[[], list[JsonObject]],
+        list_replica_sets: Listing,
+        list_pods: Listing,
+        background: Background | None = None,
     ) -> None:
         self.deployment = deployment
         self._list_replica_sets = list_replica_sets
         self._list_pods = list_pods
+        self._background = background
         self._replica_sets: list[JsonObject] | None = None
         self._pods: list[JsonObject] | None = None
+        self._pods_listing: Future[list[JsonObject]] | None = None
         self._written = False
 
     @property
@@ -97,8 +107,16 @@ class TargetRead:
     @property
     def pods(self) -> list[JsonObject]:
         if self._pods is None:
-            self._pods = self._list_pods()
+            listing, self._pods_listing = self._pods_listing, None
+            self._pods = listing.result() if listing is not None else self._list_pods()
         return self._pods
+
+    def prefetch_pods(self) -> None:
+        """Start listing the pods now, in the background, so that the tick's next reads
+        (Prometheus) overlap it; `pods` then waits for that listing (and raises its error).
+        Without a background here, nothing: `pods` lists them when asked."""
+        if self._pods is None and self._pods_listing is None and self._background is not None:
+            self._pods_listing = self._background(self._list_pods)
 
 
 class TargetDetail(Protocol):
@@ -140,6 +158,11 @@ class TargetSnapshot:
         """Pod-level health (crash-looping and OOM-killed pods, restarts): lists the pods,
         once per snapshot."""
         return self.detail.pod_health() if self.detail is not None else self.pods
+
+    def prefetch_pod_health(self) -> None:
+        """Start listing the pods that `pod_health` will read, beside the tick's next reads."""
+        if self.detail is not None:
+            self.detail.read.prefetch_pods()
 
     def rollout_at(self) -> datetime | None:
         """When the target last rolled out: lists its ReplicaSets, once per snapshot."""

@@ -122,10 +122,14 @@ class Tick:
         (crash loops, OOM kills: classification), else the Deployment's counts suffice."""
         queries = policy.metrics if policy else MetricQueries()
         provider = self.provider(queries)
+        target = self.target()
+        if pod_level:
+            # The pods' LIST and the two queries depend on nothing of each other: side by
+            # side, a first tick waits for the longer of them, not for their sum.
+            target.prefetch_pod_health()
         error_rate, p95 = sample_golden_signals(
             provider, queries=queries, namespace=self.view.namespace, name=self.spec.target.name
         )
-        target = self.target()
         pods = (target.pod_health() if pod_level else target.pods) or PodHealth(desired=0, ready=0)
         return Evidence(
             error_rate=error_rate, p95_seconds=p95, pods=pods, labels=self.spec.source.labels
