@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from mitigator import ACTIONS_ANNOTATION
+from mitigator import ACTIONS_ANNOTATION, CLAIM_ANNOTATION
 from mitigator.actions.executor import ActionExecutor
 from mitigator.models.execution import ActionOutcome
 from tests.support.actions import apply_step, revert_step
@@ -155,6 +155,26 @@ def test_scale_is_capped_and_reverted(
     assert reverted.state == "Applied", reverted.message
     wait_rollout(apps, namespace, "svc")
     assert apps.read_namespaced_deployment("svc", namespace).spec.replicas == 2
+
+
+def test_the_last_revert_gives_the_claim_up_in_its_patch(
+    api_client: client.ApiClient, namespace: str, executor: ActionExecutor
+) -> None:
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment(namespace, deployment_manifest("svc", replicas=1))
+    wait_rollout(apps, namespace, "svc")
+    outcome = _apply(executor, namespace, "scale", {"replicas": 2})
+    assert outcome.state == "Applied", outcome.message
+    claimed = apps.read_namespaced_deployment("svc", namespace).metadata.annotations
+    assert CLAIM_ANNOTATION in claimed
+
+    reverted = revert_step(
+        executor, namespace, "svc", "scale", outcome.before, action_id="0-scale", release_claim=True
+    )
+    assert reverted.state == "Applied" and reverted.released_claim, reverted.message
+    after = apps.read_namespaced_deployment("svc", namespace)
+    assert after.spec.replicas == 1
+    assert CLAIM_ANNOTATION not in after.metadata.annotations
 
 
 def test_an_increment_above_the_cap_never_scales_down(

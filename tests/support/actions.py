@@ -50,6 +50,7 @@ def revert_step(
     before: dict[str, Any],
     *,
     action_id: str,
+    release_claim: bool = False,
 ) -> ActionOutcome:
     return executor.revert(
         RevertRequest(
@@ -60,5 +61,6 @@ def revert_step(
             action_type=ActionType(action_type),
             before=before,
             now=datetime.now(UTC),
+            release_claim=release_claim,
         )
     )

@@ -93,6 +93,7 @@ class FakeWorld:
     calls: list[tuple[str, str]] = field(default_factory=list)
     reverted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
+    released_with_revert: list[str] = field(default_factory=list)
     gitops: GitOpsOwner | None = None
     gitops_calls: list[str] = field(default_factory=list)
     images: dict[str, str] = field(default_factory=dict)
@@ -161,7 +162,13 @@ class FakeWorld:
 
     def revert(self, request: RevertRequest) -> ActionOutcome:
         self.reverted.append((request.action_id, request.before))
-        return ActionOutcome(ActionState.APPLIED, f"reverted {request.action_id}")
+        if request.release_claim:  # as the executor: the claim goes in the revert's patch
+            self.released_with_revert.append(request.incident_uid)
+        return ActionOutcome(
+            ActionState.APPLIED,
+            f"reverted {request.action_id}",
+            released_claim=request.release_claim,
+        )
 
     def release(self, request: ReleaseRequest) -> ActionOutcome:
         self.released.append(request.incident_uid)

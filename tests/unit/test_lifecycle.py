@@ -213,6 +213,22 @@ def test_resolution_reverts_what_the_policy_names_newest_first() -> None:
     assert [r.state for r in status.reverts or ()] == [ActionState.REVERTED]
 
 
+def test_the_last_revert_gives_the_claim_up_in_its_own_patch() -> None:
+    """Resolving reverts the temporary measures and ends the hold on the target: one patch
+    of the Deployment does both, not a revert and then a release."""
+    world = _world(revertOnResolve=["scale"])
+    world.outcomes = [ActionOutcome(ActionState.FAILED, "no", retryable=False)]
+    driver = Driver(world, incident())
+    driver.tick()  # step 0 failed: step 1 (scale) applied
+    world.error_rate = 0.0
+    driver.tick()
+    status = driver.tick(after=timedelta(seconds=11))
+    assert status.phase is Phase.RESOLVED
+    assert world.reverted == [("1-scale", {"replicas": 2})]
+    assert world.released_with_revert == ["inc-uid"]
+    assert world.released == []
+
+
 def test_a_person_can_resolve_an_escalated_incident() -> None:
     world = _world(revertOnResolve=["scale"])
     driver = Driver(world, incident())

@@ -291,9 +291,16 @@ class ActionExecutor:
         if request.action_type is ActionType.ISOLATE:
             # Gone first, recorded second: a run that stops in between deletes it again.
             self.kube.delete_network_policy(request.namespace, str(request.before["networkPolicy"]))
+        released = request.release_claim and bool(
+            marker.release_ops(deployment, uid=request.incident_uid)
+        )
         self._write(request.namespace, read, change, request=request)
         return ActionOutcome(
-            ActionState.APPLIED, change.message, before=change.before, after=change.after
+            ActionState.APPLIED,
+            change.message,
+            before=change.before,
+            after=change.after,
+            released_claim=released,
         )
 
     def _read_other(self, kind: OtherKind, namespace: str, name: str) -> JsonObject | None:
@@ -338,16 +345,18 @@ class ActionExecutor:
                     *marker.record_ops(other.obj, record),
                 ],
             )
-        claim = (
-            marker.claim_ops(
+        if isinstance(request, ActionRequest):
+            claim = marker.claim_ops(
                 deployment,
                 uid=request.incident_uid,
                 incident=request.incident_name,
                 now_stamp=format_timestamp(request.now),
             )
-            if isinstance(request, ActionRequest)
-            else []
-        )
+        elif request.release_claim:
+            # Tests the claim as read: one taken over meanwhile is not removed.
+            claim = marker.release_ops(deployment, uid=request.incident_uid)
+        else:
+            claim = []
         self.kube.patch_deployment(
             namespace,
             deployment["metadata"]["name"],

@@ -84,6 +84,9 @@ class RevertRequest:
     before: JsonObject
     now: datetime
     read: TargetRead | None = None  # as for ActionRequest
+    # The incident is done with the target after this revert: the same patch gives its
+    # claim up (if it still holds it), instead of a second patch of the same Deployment.
+    release_claim: bool = False
 
     @property
     def key(self) -> str:
@@ -134,3 +137,5 @@ class ActionOutcome:
     claimed_by: str | None = None
     # The ConfigMap holding what the step was about to destroy (pods' logs, Events, spec).
     evidence: str | None = None
+    # The incident's claim on the target was given up in the same write (a revert's).
+    released_claim: bool = False

@@ -34,6 +34,8 @@ def release_claim(tick: Tick) -> None:
     does not hold the target (the next claimant checks)."""
     before = tick.view.status.phase or Phase.TRIAGING
     after = tick.draft.phase or Phase.TRIAGING
+    if tick.claim_released:
+        return  # given up in the patch of the last revert
     if before.advances_by_itself and not after.advances_by_itself and tick.draft.holds_claim:
         tick.world.release(
             ReleaseRequest(
@@ -52,14 +54,15 @@ def _revert_temporary_measures(tick: Tick, policy: PolicySpec | None) -> None:
     )
     draft = tick.draft
     done = {r.action_id for r in draft.reverts if r.state is ActionState.REVERTED}
-    for record in reversed(draft.actions):
-        if (
-            record.state is not ActionState.APPLIED
-            or record.type not in undo
-            or record.id in done
-            or record.before is None
-        ):
-            continue
+    due = [
+        record
+        for record in reversed(draft.actions)
+        if record.state is ActionState.APPLIED
+        and record.type in undo
+        and record.id not in done
+        and record.before is not None
+    ]
+    for record in due:
         outcome = tick.world.revert(
             RevertRequest(
                 namespace=tick.view.namespace,
@@ -67,11 +70,15 @@ def _revert_temporary_measures(tick: Tick, policy: PolicySpec | None) -> None:
                 incident_uid=tick.view.uid,
                 action_id=record.id,
                 action_type=record.type,
-                before=dict(record.before),
+                before=dict(record.before or {}),
                 now=tick.now,
                 read=tick.read(),
+                # Resolving ends the incident's hold on the target: the last revert's patch
+                # gives the claim up too, rather than a second patch right after it.
+                release_claim=record is due[-1],
             )
         )
+        tick.claim_released = tick.claim_released or outcome.released_claim
         reverted = outcome.state is ActionState.APPLIED
         draft.reverts.append(
             RevertRecord(

@@ -76,6 +76,8 @@ class Tick:
         self.draft = StatusDraft.of(view.status)
         self._target: TargetSnapshot | None = None
         self._policy: ChosenPolicy | None = None
+        # The claim on the target was given up this tick already (with a revert's patch).
+        self.claim_released = False
 
     def target(self) -> TargetSnapshot:
         if self._target is None:
