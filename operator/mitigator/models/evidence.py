@@ -65,8 +65,8 @@ Background = Callable[[Listing], "Future[list[JsonObject]]"]
 
 class TargetRead:
     """The target's objects as one tick read them: the Deployment, and its ReplicaSets and
-    pods, each listed at most once and only when something asks for them (or, with
-    `prefetch`, started early beside other reads). The executor acts on this read rather
+    pods, each listed at most once and only when something asks for them (the pods, with
+    `prefetch_pods`, started early beside other reads). The executor acts on this read rather
     than reading again: its write tests what was read, so a read that is no longer current
     fails the write instead of deciding it."""
 
