@@ -28,6 +28,12 @@ class OperatorSettings(BaseSettings):
         "plane's own are always protected.",
     )
     tick_seconds: float = Field(default=2.0, gt=0, description="How often a live incident moves.")
+    verification_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How often a verification window in which no verdict changed writes its "
+        "observed values anyway (0: every tick).",
+    )
     escalation_tick_seconds: float = Field(
         default=5.0, gt=0, description="How often escalation levels are checked."
     )

@@ -21,6 +21,7 @@ def test_defaults() -> None:
     assert settings.prometheus_url is None
     assert settings.protected_namespaces == ()
     assert (settings.tick_seconds, settings.escalation_tick_seconds) == (2.0, 5.0)
+    assert settings.verification_refresh_seconds == 30.0
     assert settings.bridge.port is None
 
 

@@ -10,7 +10,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mitigator.domain.evidence import Evidence
-from mitigator.domain.verify import verify_recovery, window_remaining
+from mitigator.domain.ports import usable_value
+from mitigator.domain.verify import (
+    missing_evidence,
+    verify_recovery,
+    window_remaining,
+    worth_recording,
+)
 from mitigator.models import CheckName, VerificationCriteria, VerificationResult
 from mitigator.models.evidence import MetricSample, PodHealth
 from tests.unit.factories import NOW, evidence
@@ -140,3 +146,44 @@ def test_verification_never_passes_without_data(
     if blind:
         assert not result.passed
     assert result.passed == all(check.passed for check in result.checks)
+
+
+@given(
+    error_rate=st.one_of(any_sample, st.just(MetricSample.ok(float("nan")))),
+    p95=st.one_of(any_sample, st.just(MetricSample.ok(float("inf")))),
+    firing=st.one_of(st.none(), st.integers(min_value=0, max_value=3)),
+    ready=st.integers(min_value=0, max_value=3),
+)
+def test_each_check_says_whether_it_had_evidence(
+    *, error_rate: MetricSample, p95: MetricSample, firing: int | None, ready: int
+) -> None:
+    """What decides that a check that lost its evidence is written at once."""
+    result = _verify(
+        evidence(error_rate=error_rate, p95=p95, ready=ready), criteria=GUIDE, firing_alerts=firing
+    )
+    missing = {check.name: missing_evidence(check) for check in result.checks}
+    assert (missing[CheckName.ERROR_RATE] is None) == (usable_value(error_rate) is not None)
+    assert (missing[CheckName.P95_LATENCY] is None) == (usable_value(p95) is not None)
+    assert (missing[CheckName.NO_FIRING_ALERTS] is None) == (firing is not None)
+    assert missing[CheckName.PODS_READY] is None
+
+
+def test_a_result_is_worth_recording_when_it_says_something_new() -> None:
+    refresh = timedelta(seconds=30)
+    recorded = _verify(evidence(p95=1.0), criteria=GUIDE, firing_alerts=0)
+    later = NOW + timedelta(seconds=10)
+
+    def new(observed: Evidence, criteria: VerificationCriteria = GUIDE, **kw: Any) -> bool:
+        result = _verify(observed, criteria=criteria, firing_alerts=kw.pop("firing", 0), now=later)
+        return worth_recording(recorded, result, refresh=kw.pop("refresh", refresh))
+
+    assert not new(evidence(p95=2.0))  # another value, the same verdicts
+    assert new(evidence(p95=2.0), refresh=timedelta(seconds=10))  # ...but the refresh is due
+    assert new(evidence(p95=2.0), refresh=timedelta())  # 0: every tick, as before
+    assert new(evidence(p95=9.0))  # a verdict changed
+    assert new(evidence(), firing=None)  # evidence lost
+    assert new(evidence(), VerificationCriteria(max_p95_seconds=2))  # another threshold
+    assert new(evidence(), VerificationCriteria(require_no_firing_alerts=False))  # other checks
+    assert worth_recording(None, recorded, refresh=refresh)
+    moved = recorded.model_copy(update={"window_started_at": later})
+    assert worth_recording(recorded, moved, refresh=refresh)  # a window (re)opened

@@ -1,16 +1,28 @@
 """The guide's recovery checklist: error rate < 0.5%, p95 < 5s, all pods ready, no firing alert.
 
 A check without data fails: "we could not see" is never "it is fine".
+
+The checklist runs on every tick of a verification window, but its result is worth a status
+write (a watch event for every watcher of Incidents) only when it says something new: see
+`worth_recording`.
 """
 
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import get_args
 
 from mitigator.domain.evidence import Evidence
 from mitigator.domain.formatting import format_ratio_as_percent, format_seconds
 from mitigator.domain.ports import describe_sample, usable_value
 from mitigator.models import CheckName, VerificationCheck, VerificationCriteria, VerificationResult
-from mitigator.models.evidence import MetricSample, PodHealth
+from mitigator.models.evidence import MetricSample, PodHealth, SampleStatus
+
+# How often the observed values of a window in which nothing else changed are written anyway,
+# so the status never looks frozen for long (MITIGATOR_VERIFICATION_REFRESH_SECONDS).
+DEFAULT_REFRESH = timedelta(seconds=30)
+# How a check says it had no evidence: the sample's status (describe_sample) or, for the
+# alerts, "unknown". A number, a pod count or an alert count never starts with one of these.
+_MISSING = frozenset(status for status in get_args(SampleStatus) if status != "ok") | {"unknown"}
 
 
 def verify_recovery(
@@ -58,6 +70,43 @@ def window_remaining(*, window_started_at: datetime, window: timedelta, now: dat
     """How much longer the checks must hold before the verification window is over (0 once
     it is)."""
     return max(window_started_at + window - now, timedelta())
+
+
+def missing_evidence(check: VerificationCheck) -> str | None:
+    """Why `check` had nothing to judge ("unreachable", "no_data", "error", "unknown"), or
+    None when it had evidence (passing or failing on it)."""
+    if check.observed is None:
+        return "unknown"
+    word = check.observed.split(" ", 1)[0]
+    return word if word in _MISSING else None
+
+
+def worth_recording(
+    recorded: VerificationResult | None,
+    result: VerificationResult,
+    *,
+    refresh: timedelta,
+) -> bool:
+    """Whether `result` (this tick's checklist) says something a user relies on that the
+    `recorded` one (in the status) does not: the window started, the verdict of a check or of
+    the whole changed, a check lost its evidence (or found it again, or lost it another way),
+    the checks or their thresholds changed; or the recorded values are `refresh` old. A window
+    in which nothing changes is then written once per `refresh`, not once per tick; the
+    verdict that ends it is written by the caller whatever this says."""
+    if recorded is None or recorded.at is None or result.at is None:
+        return True
+    if recorded.window_started_at != result.window_started_at:
+        return True
+    if recorded.passed != result.passed or _verdicts(recorded) != _verdicts(result):
+        return True
+    return result.at - recorded.at >= refresh
+
+
+def _verdicts(result: VerificationResult) -> tuple[tuple[str, bool, str | None, str | None], ...]:
+    return tuple(
+        (check.name, check.passed, check.threshold, missing_evidence(check))
+        for check in result.checks
+    )
 
 
 def _below(

@@ -4,7 +4,7 @@ through kopf's patch, post its events. A timer drives progress; no handler sleep
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
@@ -125,6 +125,7 @@ def tick(
             world=cluster.world(kwargs),
             now=datetime.now(UTC),
             protected_namespaces=settings.protected_namespaces,
+            verification_refresh=timedelta(seconds=settings.verification_refresh_seconds),
         )
     except NotActing:
         # Lost the Lease mid-tick: write nothing; the new leader reads the target's records.

@@ -10,7 +10,7 @@ the next tick simply looks again. One module per phase; `Tick` is what they shar
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mitigator.domain.lifecycle.draft import Event, summarize
 from mitigator.domain.lifecycle.gitops import restore_gitops
@@ -20,6 +20,7 @@ from mitigator.domain.lifecycle.tick import Advance, IncidentView, Tick
 from mitigator.domain.lifecycle.triaging import triage
 from mitigator.domain.lifecycle.verifying import verify
 from mitigator.domain.ports import World
+from mitigator.domain.verify import DEFAULT_REFRESH
 from mitigator.models import Phase
 
 __all__ = ["Advance", "Event", "IncidentView", "advance", "summarize"]
@@ -38,9 +39,18 @@ def advance(
     world: World,
     now: datetime,
     protected_namespaces: Iterable[str],
+    verification_refresh: timedelta = DEFAULT_REFRESH,
 ) -> Advance:
-    """One step of the incident's life from its current status."""
-    tick = Tick(view, world=world, now=now, protected_namespaces=protected_namespaces)
+    """One step of the incident's life from its current status. `verification_refresh`: how
+    old the recorded values of a verification window in which nothing changed may get before
+    they are written again."""
+    tick = Tick(
+        view,
+        world=world,
+        now=now,
+        protected_namespaces=protected_namespaces,
+        verification_refresh=verification_refresh,
+    )
     phase = view.status.phase or Phase.TRIAGING
     if view.spec.resolve and not phase.is_terminal:
         resolve_by_hand(tick)

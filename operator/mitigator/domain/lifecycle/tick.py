@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from string import Template
 
 from mitigator.domain.conditions import incident_conditions
@@ -67,12 +67,15 @@ class Tick:
         world: World,
         now: datetime,
         protected_namespaces: Iterable[str],
+        verification_refresh: timedelta,
     ) -> None:
         self.view = view
         self.spec = view.spec
         self.world = world
         self.now = now
         self.protected = tuple(protected_namespaces)
+        # How old the recorded values of an unchanged verification window may get.
+        self.verification_refresh = verification_refresh
         self.draft = StatusDraft.of(view.status)
         self._target: TargetSnapshot | None = None
         self._policy: ChosenPolicy | None = None

@@ -1,5 +1,9 @@
 """Verifying: once the rollout is complete, the guide's recovery checklist must hold without
-a break for the policy's window; failing past the timeout moves on to the next step."""
+a break for the policy's window; failing past the timeout moves on to the next step.
+
+The checklist runs every tick, but the status keeps the recorded result until this tick's
+says something new (`worth_recording`): a window in which nothing changes costs no write per
+tick. The verdict is always written with the values that reached it."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from mitigator.domain.drift import undone_reason
 from mitigator.domain.lifecycle.mitigating import next_step
 from mitigator.domain.lifecycle.resolving import resolve
 from mitigator.domain.lifecycle.tick import Tick
-from mitigator.domain.verify import verify_recovery, window_remaining
+from mitigator.domain.verify import verify_recovery, window_remaining, worth_recording
 from mitigator.models import (
     TimelineEvent,
     VerificationCheck,
@@ -89,17 +93,23 @@ def verify(tick: Tick) -> None:
         window_started_at=started,
     )
     passing_since = (previous.passing_since or now) if result.passed else None
-    draft.verification = result.model_copy(update={"passing_since": passing_since})
+    result = result.model_copy(update={"passing_since": passing_since})
+    if worth_recording(draft.verification, result, refresh=tick.verification_refresh):
+        draft.verification = result
     if (
         passing_since is not None
         and window_remaining(window_started_at=passing_since, window=window, now=now) == timedelta()
     ):
+        draft.verification = result  # the verdict, with the values that reached it
         tick.note(
             TimelineEvent.VERIFIED,
             f"recovered after step {record.id}: " + "; ".join(_describe(result.checks)),
         )
         resolve(tick, f"verified recovered after step {record.id}", policy=policy)
     elif not result.passed and now - started >= timeout:
+        # The verdict with its values: the escalation that ends an exhausted ladder keeps it;
+        # a next step starts a new record (the timeline keeps these values either way).
+        draft.verification = result
         failing = [check for check in result.checks if not check.passed]
         tick.note(
             TimelineEvent.VERIFICATION_FAILED,
