@@ -282,6 +282,7 @@ class Report:
         waiting = self.one("api_cost_waiting")
         if waiting is None:
             self.add("6. API cost per waiting tick", NOT_RUN, "0", None, "")
+            self.verifying_cost()
             return
         self.lines(
             f"An Incident waiting for a slot (maxConcurrentMitigations reached): "
@@ -303,6 +304,42 @@ class Report:
             "0",
             abs(total) < 0.1,
             _load_note(waiting),
+        )
+        self.verifying_cost()
+
+    def verifying_cost(self) -> None:
+        entry = self.one("api_cost_verifying")
+        if entry is None:
+            self.add("6. Status writes per verifying tick", NOT_RUN, "0", None, "")
+            return
+        refresh, tick = entry["refresh_s"], entry["tick_s"]
+        # The refreshes a long window adds at most (0: every tick is written).
+        bound = tick / refresh if refresh else 1.0
+        self.lines(
+            f"An Incident in its verification window (every check passing, the observed p95 "
+            f"moving each tick, the window 4 min): {entry['verifying_incidents']} of them over "
+            f"{entry['window_s']:.0f} s (tick {tick} s; {entry['still_verifying']} still "
+            "verifying at its end), against the same window without them; requests per "
+            "verifying Incident per tick:",
+            "",
+            "| request | per verifying tick |",
+            "|---|---|",
+            *(f"| {k} | {v} |" for k, v in entry["per_verifying_tick"].items()),
+            "",
+            f"Status writes per tick: {entry['status_writes_per_tick']}. A window writes when "
+            "a check's verdict changes, evidence goes missing or comes back, it opens or it "
+            f"reaches its verdict; otherwise its observed values every {refresh:.0f} s at most "
+            f"(`MITIGATOR_VERIFICATION_REFRESH_SECONDS`): at most {bound:.3f} writes per tick "
+            "over a window longer than this measurement.",
+            "",
+        )
+        writes = entry["status_writes_per_tick"]
+        self.add(
+            "6. Status writes per verifying tick",
+            f"{writes} writes",
+            f"≤ {bound:.3f} (tick / refresh)",
+            writes <= bound + 0.02,
+            _load_note(entry),
         )
 
     def unrelated(self) -> None:

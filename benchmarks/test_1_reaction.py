@@ -25,6 +25,7 @@ import yaml
 from kubernetes import client
 from tests.support.bridge import alert, webhook
 from tests.support.kube import PAUSE_IMAGE
+from tests.support.objects import GROUP, VERSION
 
 from benchmarks.conftest import OperatorFactory
 from benchmarks.harness import (
@@ -36,6 +37,7 @@ from benchmarks.harness import (
     create_deployments,
     create_incident,
     create_policy,
+    custom,
     incident,
     phases,
     policy,
@@ -45,7 +47,7 @@ from benchmarks.harness import (
     verb_totals,
     wait_phases,
 )
-from localkube.processes import free_port
+from localkube.processes import free_port, wait_until
 from localkube.testing import ClusterAccess
 
 pytestmark = pytest.mark.cluster
@@ -54,6 +56,9 @@ REPEATS = int(os.environ.get("MITIGATOR_BENCH_REPEATS", "12"))
 COST_ROLLBACKS = 10
 WAITERS = 20
 WAIT_WINDOW = 20.0
+VERIFIERS = 20
+VERIFY_WINDOW = 12.0
+STATUS_WRITE = "PATCH incidents.mitigator.luminamind.io/status"
 TOKEN = "bench-bridge-token-0123456789abcdef"
 
 # action type → the Incident's step, and the guide's manual runbook command for it
@@ -373,5 +378,82 @@ def test_api_cost_of_a_waiting_incident(cluster_api: client.ApiClient, reaction:
         per_waiting_tick=per_tick,
         total_per_waiting_tick=round(sum(per_tick.values()), 3),
         raw_waiting_window=ours,
+        raw_quiet_window=base,
+    )
+
+
+def _windows_open(cluster_api: client.ApiClient, namespace: str, names: list[str]) -> bool:
+    """Every one of `names` is Verifying with its verification window open."""
+    OWN_REQUESTS[("LIST", "incidents.mitigator.luminamind.io", "200")] += 1
+    listed = custom(cluster_api).list_namespaced_custom_object(
+        GROUP, VERSION, namespace, "incidents"
+    )
+    opened = {
+        item["metadata"]["name"]
+        for item in listed["items"]
+        if (item.get("status") or {}).get("phase") == "Verifying"
+        and ((item["status"].get("verification") or {}).get("windowStartedAt"))
+    }
+    return opened >= set(names)
+
+
+def test_api_cost_of_a_verifying_incident(
+    cluster_api: client.ApiClient, reaction: Reaction
+) -> None:
+    """Incidents in their verification window, every check passing and the observed p95
+    moving from tick to tick as a live service's does, the window (4 min) far longer than the
+    measurement: requests and status writes per tick each, over a window compared with the
+    same window without them."""
+    ns = reaction.namespace
+    names = [f"verify-{i}" for i in range(VERIFIERS)]
+    create_policy(
+        cluster_api,
+        ns,
+        policy(
+            "long-window",
+            app_label="verifying",
+            window="4m",
+            queries={"errorRate": "vector(0)", "p95Latency": "vector(0.05 + (time() % 10) / 1000)"},
+        ),
+    )
+    create_deployments(cluster_api, ns, names, labels={"bench": "verifying"})
+    started = time.monotonic()
+    quiet = _window(cluster_api, lambda: None, at_least=VERIFY_WINDOW)
+    quiet_s = time.monotonic() - started
+    for name in names:
+        create_incident(cluster_api, ns, incident(name, name, [{"restart": {}}]))
+    wait_until(
+        partial(_windows_open, cluster_api, ns, names),
+        timeout=90,
+        what=f"{VERIFIERS} verification windows to open",
+        interval=1,
+    )
+    tick = float(reaction.operator.env.get("MITIGATOR_TICK_SECONDS", "2"))
+    time.sleep(2 * tick)  # the ticks that opened the windows (and their writes) are over
+    started = time.monotonic()
+    verifying = _window(cluster_api, lambda: None, at_least=VERIFY_WINDOW)
+    # As long as it took: the API server's counters were read at its two ends.
+    elapsed = time.monotonic() - started
+    still = phases(cluster_api, ns)
+    ticks = VERIFIERS * elapsed / tick
+    ours, base = by_verb_resource(verifying), by_verb_resource(quiet)
+    scale = elapsed / quiet_s  # the quiet window's counts over as long a time
+    per_tick = {
+        key: round((ours.get(key, 0) - base.get(key, 0) * scale) / ticks, 3)
+        for key in sorted(set(ours) | set(base))
+        if ours.get(key, 0) != base.get(key, 0)
+    }
+    refresh = float(reaction.operator.env.get("MITIGATOR_VERIFICATION_REFRESH_SECONDS", "30"))
+    record(
+        "api_cost_verifying",
+        verifying_incidents=VERIFIERS,
+        window_s=round(elapsed, 1),
+        tick_s=tick,
+        refresh_s=refresh,
+        status_writes_per_tick=per_tick.get(STATUS_WRITE, 0.0),
+        per_verifying_tick=per_tick,
+        total_per_verifying_tick=round(sum(per_tick.values()), 3),
+        still_verifying=sum(1 for n in names if still.get(n) == "Verifying"),
+        raw_verifying_window=ours,
         raw_quiet_window=base,
     )

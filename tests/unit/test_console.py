@@ -116,6 +116,24 @@ def test_describe_shows_the_whole_record() -> None:
         assert expected in text, expected
 
 
+def test_describe_says_when_the_checks_were_recorded_and_how_the_window_stands() -> None:
+    window = {
+        "passed": True,
+        "at": "2026-03-01T11:52:30Z",
+        "windowStartedAt": "2026-03-01T11:51:00Z",
+        "passingSince": "2026-03-01T11:51:20Z",
+        "checks": [{"name": "errorRate", "passed": True, "observed": "0%", "threshold": "<0.5%"}],
+    }
+    text = describe(_incident(phase="Verifying", verification=window), style=Style(colour=False))
+    assert "Verification: passed, checks as of 2026-03-01T11:52:30Z" in text
+    assert "window opened 2026-03-01T11:51:00Z; every check passing since 2026-03-01T11:51:20Z" in (
+        text
+    )
+    failing = {**window, "passed": False, "passingSince": None}
+    text = describe(_incident(phase="Verifying", verification=failing), style=Style(colour=False))
+    assert "window opened 2026-03-01T11:51:00Z; not every check passing" in text
+
+
 def test_the_postmortem_fills_in_the_record_and_leaves_people_prompts() -> None:
     start, end = (
         datetime(2026, 3, 1, 11, 50, tzinfo=UTC),

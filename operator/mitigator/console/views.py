@@ -120,7 +120,18 @@ def describe(incident: JsonObject, *, style: Style) -> str:
     verification = status.get("verification")
     if verification:
         verdict = "passed" if verification.get("passed") else "not passed"
-        lines += ["", head("Verification:") + f" {verdict} at {verification.get('at') or '-'}"]
+        # `at` is when these checks were recorded: the operator writes them when a verdict
+        # changes, evidence goes missing or comes back, and otherwise every 30 s or so.
+        lines += [
+            "",
+            head("Verification:") + f" {verdict}, checks as of {verification.get('at') or '-'}",
+        ]
+        if verification.get("windowStartedAt"):
+            since = verification.get("passingSince")
+            lines.append(
+                f"  window opened {verification['windowStartedAt']}; "
+                + (f"every check passing since {since}" if since else "not every check passing")
+            )
         for check in verification.get("checks") or []:
             mark = "ok  " if check.get("passed") else "FAIL"
             lines.append(
