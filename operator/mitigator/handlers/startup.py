@@ -18,6 +18,7 @@ from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadershi
 from mitigator.handlers.lean_watch import lean_watch
 from mitigator.handlers.readiness import make_readiness_wait_linear
 from mitigator.handlers.tls_reads import smaller_tls_reads
+from mitigator.handlers.watch_selection import fall_back_without_selector, select_incidents
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
 from mitigator.observability import metrics
@@ -43,6 +44,8 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     # kopf's first listing of a kind in pages, not one response: 5,000 Deployments are about
     # 20 MB of JSON, read and parsed at once, whose peak the process keeps afterwards.
     settings.watching.chunk_size = 500
+    # Failed and Suppressed Incidents are not listed nor watched at all (watch_selection.py).
+    select_incidents(settings)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -102,6 +105,8 @@ def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Deployments where their metadata is all its handlers read.
     release_idle_bodies()
     lean_watch()
+    # A CRD older than this operator refuses the Incident watch's selector: watch without it.
+    fall_back_without_selector()
     # Before kopf connects: 256 KiB of resident read buffer per TLS connection otherwise.
     smaller_tls_reads()
     # Before the handler threads exist: their per-thread malloc arenas held a burst's peak.
