@@ -17,6 +17,7 @@ from mitigator.handlers.idle_bodies import release_idle_bodies
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.lean_watch import lean_watch
 from mitigator.handlers.readiness import make_readiness_wait_linear
+from mitigator.handlers.start_listing import exempt_settled_listings
 from mitigator.handlers.tls_reads import smaller_tls_reads
 from mitigator.handlers.watch_selection import fall_back_without_selector, select_incidents
 from mitigator.handlers.world import Cluster
@@ -101,6 +102,8 @@ def bounded_login(connections: int) -> Any:
 def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Before kopf starts: its start-up wait for the indexes is quadratic in the objects.
     make_readiness_wait_linear()
+    # And objects whose handlers read no index (Deployments, settled Incidents) do not wait.
+    exempt_settled_listings()
     # Before kopf sees an object: it would keep every Incident's body for good, and whole
     # Deployments where their metadata is all its handlers read.
     release_idle_bodies()
