@@ -24,6 +24,7 @@ from typing import Any
 from kopf._cogs.aiokits import aiotoggles
 
 from mitigator.handlers.kopf_hooks import wrap_once
+from mitigator.handlers.start_listing import EXEMPT
 
 _WAITS = "_mitigator_shared_waits"
 
@@ -33,6 +34,8 @@ Waiter = Callable[[aiotoggles.ToggleSet, bool], Coroutine[Any, Any, None]]
 def _shared_wait(original: Waiter) -> Waiter:
     async def wait_for(self: aiotoggles.ToggleSet, state: bool) -> None:
         state = bool(state)
+        if state and EXEMPT.get():
+            return  # an object whose handlers read no index (start_listing.py)
         if self.is_on() == state:
             return  # the common case once started: no lock, no task
         waits: dict[bool, asyncio.Future[None]] = self.__dict__.setdefault(_WAITS, {})

@@ -17,7 +17,9 @@ from mitigator.handlers.idle_bodies import release_idle_bodies
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.lean_watch import lean_watch
 from mitigator.handlers.readiness import make_readiness_wait_linear
+from mitigator.handlers.start_listing import exempt_settled_listings
 from mitigator.handlers.tls_reads import smaller_tls_reads
+from mitigator.handlers.watch_selection import fall_back_without_selector, select_incidents
 from mitigator.handlers.world import Cluster
 from mitigator.k8s import KubeClient
 from mitigator.observability import metrics
@@ -43,6 +45,8 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     # kopf's first listing of a kind in pages, not one response: 5,000 Deployments are about
     # 20 MB of JSON, read and parsed at once, whose peak the process keeps afterwards.
     settings.watching.chunk_size = 500
+    # Failed and Suppressed Incidents are not listed nor watched at all (watch_selection.py).
+    select_incidents(settings)
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
@@ -98,10 +102,14 @@ def bounded_login(connections: int) -> Any:
 def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Before kopf starts: its start-up wait for the indexes is quadratic in the objects.
     make_readiness_wait_linear()
+    # And objects whose handlers read no index (Deployments, settled Incidents) do not wait.
+    exempt_settled_listings()
     # Before kopf sees an object: it would keep every Incident's body for good, and whole
     # Deployments where their metadata is all its handlers read.
     release_idle_bodies()
     lean_watch()
+    # A CRD older than this operator refuses the Incident watch's selector: watch without it.
+    fall_back_without_selector()
     # Before kopf connects: 256 KiB of resident read buffer per TLS connection otherwise.
     smaller_tls_reads()
     # Before the handler threads exist: their per-thread malloc arenas held a burst's peak.

@@ -1,0 +1,122 @@
+"""At a start, the listed objects whose handlers need no index do not wait in memory for them.
+
+kopf lets no handler run before every index is complete (readiness.py): each object listed at
+a start is indexed, then its worker waits, holding the object's body, its patch, its loggers
+and its queue, until every object of every indexed kind has been indexed. With 5,000
+Deployments and 5,000 resolved Incidents in a namespace that is 10,000 workers at once (about
+15 KB each, tracemalloc), and the process keeps that peak (docs/BENCHMARKS.md, item 7).
+
+Two kinds of listed object need not wait, on their first event (the listing's) only:
+- a Deployment. It is indexed, and nothing else runs for it: its event handler (policy
+  coverage, policies.deployment_changed) would compare one Deployment at a time with an index
+  not yet complete. Each policy's own listing event, which does wait, computes the policy's
+  coverage from the complete index (policies.policy_changed), which is what those handlers
+  would have written.
+- an Incident in a final phase with no resolved notice to send (escalation.needs_notice, which
+  reads no index for a final phase): its handlers read no index (the gauge; both timers'
+  filters refuse it).
+Every other object waits as kopf has it; every later event (after a start, a watch's
+re-listing) is handled as kopf does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
+from typing import Any
+
+import kopf
+from kopf._cogs.aiokits import aiotoggles
+from kopf._core.reactor import processing
+
+from mitigator import API_GROUP, INCIDENT_PLURAL
+from mitigator.handlers.escalation import needs_notice
+from mitigator.handlers.kopf_hooks import wrap_once
+from mitigator.models import Phase
+
+Coroutinefunction = Callable[..., Coroutine[Any, Any, Any]]
+
+# Set while kopf processes an object that need not wait (readiness.py reads it).
+EXEMPT: ContextVar[bool] = ContextVar("mitigator_readiness_exempt", default=False)
+
+DEPLOYMENTS = ("apps", "deployments")
+INCIDENTS = (API_GROUP, INCIDENT_PLURAL)
+
+
+def settled_incident(raw: dict[str, Any]) -> bool:
+    """An Incident no handler of ours will read an index for: final, no resolved notice due."""
+    body = kopf.Body(raw)  # type: ignore[arg-type]
+    if not Phase.of(body.status.get("phase")).is_terminal:
+        return False
+    namespace = body.metadata.get("namespace")
+    return not needs_notice(body.spec, body.status, namespace)
+
+
+def _listed_before_ready(
+    raw_event: Any,
+    resource_indexed: aiotoggles.Toggle | None,
+    operator_indexed: aiotoggles.ToggleSet | None,
+) -> bool:
+    """The listing's event of an object seen before kopf's readiness: its toggle is still in
+    the set (kopf drops it once the object is indexed, and makes none after readiness)."""
+    return (
+        isinstance(raw_event, dict)
+        and raw_event.get("type") is None
+        and operator_indexed is not None
+        and resource_indexed is not None
+        and resource_indexed in operator_indexed
+    )
+
+
+def _indexing_only(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
+    """A registry with the same indexes and no handler."""
+    light: kopf.OperatorRegistry | None = registry.__dict__.get("_mitigator_indexing_only")
+    if light is None:
+        light = kopf.OperatorRegistry()
+        light._indexing = registry._indexing
+        registry.__dict__["_mitigator_indexing_only"] = light
+    return light
+
+
+def _exempting(original: Coroutinefunction) -> Coroutinefunction:
+    async def process_resource_event(
+        *,
+        resource: Any,
+        registry: kopf.OperatorRegistry,
+        raw_event: Any,
+        resource_indexed: aiotoggles.Toggle | None = None,
+        operator_indexed: aiotoggles.ToggleSet | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        kind = (resource.group, resource.plural)
+        exempt = kind in (DEPLOYMENTS, INCIDENTS) and _listed_before_ready(
+            raw_event, resource_indexed, operator_indexed
+        )
+        if exempt and kind == INCIDENTS:
+            exempt = settled_incident(raw_event.get("object") or {})
+        if exempt and kind == DEPLOYMENTS:
+            registry = _indexing_only(registry)
+        token = EXEMPT.set(exempt)
+        try:
+            return await original(
+                resource=resource,
+                registry=registry,
+                raw_event=raw_event,
+                resource_indexed=resource_indexed,
+                operator_indexed=operator_indexed,
+                **kwargs,
+            )
+        finally:
+            EXEMPT.reset(token)
+
+    return process_resource_event
+
+
+def exempt_settled_listings() -> bool:
+    """Install the exemption on kopf's event processing (once). False if this kopf has no such
+    function or registry shape (then every listed object waits, as kopf has it)."""
+    if getattr(processing, "process_resource_event", None) is None:
+        return False
+    if not hasattr(kopf.OperatorRegistry(), "_indexing"):
+        return False
+    return wrap_once(processing, "process_resource_event", _exempting)
