@@ -88,7 +88,8 @@ def test_memory_after_two_bursts(
     frames = os.environ.get("MITIGATOR_DIAGNOSIS_FRAMES", "0")
     out.mkdir(parents=True, exist_ok=True)
     namespace = create_namespace(cluster_api, prefix="mb")
-    body = policy("bench", app_label="scale")
+    # The second burst acts on the same targets minutes later: no cooldown in the way.
+    body = policy("bench", app_label="scale", guardrails={"cooldown": "1s"})
     body["spec"]["verification"]["requireAllPodsReady"] = False
     create_policy(cluster_api, namespace, body)
     names = [f"d{i}" for i in range(size)]
