@@ -78,6 +78,9 @@ def _memory_debugging() -> None:
     import threading  # noqa: PLC0415
     import tracemalloc  # noqa: PLC0415
 
+    from mitigator.observability import memory_snapshots  # noqa: PLC0415
+
+    memory_snapshots.install()  # MITIGATOR_DEBUG_SNAPSHOTS: heap snapshots on SIGUSR1
     path = os.environ.get("MITIGATOR_DEBUG_MEMORY")
     if not path:
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes.util
+import gc
 import threading
 
 import pytest
@@ -28,3 +29,31 @@ def test_periodic_trim_stops_when_told() -> None:
     stop.set()
     thread.join(timeout=10)
     assert not thread.is_alive()
+
+
+class _Cache:
+    def __init__(self) -> None:
+        self.expired = threading.Event()
+
+    def expire(self) -> None:
+        self.expired.set()
+
+
+@glibc
+def test_caches_expire_before_each_trim_and_are_not_kept_alive() -> None:
+    cache = _Cache()
+    allocator.before_each_trim(cache.expire)
+    stop = threading.Event()
+    thread = allocator.trim_periodically(stop, every=0.01)
+    try:
+        assert cache.expired.wait(timeout=30)
+    finally:
+        stop.set()
+    expired = cache.expired
+    registered = allocator.expire_caches()  # other tests' caches may be alive too
+    del cache
+    gc.collect()
+    expired.clear()
+    assert allocator.expire_caches() < registered  # the cache went with its owner
+    assert not expired.is_set()
+    assert thread is not None

@@ -117,3 +117,67 @@ def test_only_the_newest_targets_are_kept() -> None:
     observer.snapshot("shop", "api", watched_version="10")
     observer.snapshot("shop", "web", watched_version="10")
     assert cluster.reads == 3
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _timed(unused_for: float = 60.0) -> tuple[ClusterObserver, Cluster, Clock]:
+    cluster, clock = Cluster(), Clock()
+    observer = ClusterObserver(cluster, unused_for=unused_for, clock=clock)  # type: ignore[arg-type]
+    return observer, cluster, clock
+
+
+def test_a_snapshot_nobody_asks_for_goes_when_the_next_is_taken() -> None:
+    # The targets of a resolved burst: no Incident ticks on them any more.
+    observer, cluster, clock = _timed()
+    observer.snapshot("shop", "web", watched_version="10")
+    clock.now += 61
+    observer.snapshot("shop", "api", watched_version="10")
+    observer.snapshot("shop", "web", watched_version="10")
+    assert cluster.reads == 3  # web was read again: its snapshot had gone
+
+
+def test_a_snapshot_in_use_stays() -> None:
+    observer, cluster, clock = _timed()
+    observer.snapshot("shop", "web", watched_version="10")
+    for _ in range(5):  # an Incident ticking on it every 30 s
+        clock.now += 30
+        observer.snapshot("shop", "web", watched_version="10")
+    assert observer.expire() == 0
+    assert cluster.reads == 1
+
+
+def test_expire_drops_what_nobody_asked_for_without_another_snapshot() -> None:
+    # After a burst nothing ticks any more: only the periodic call can let them go.
+    observer, cluster, clock = _timed()
+    for name in ("web", "api", "db"):
+        observer.snapshot("shop", name, watched_version="10")
+    observer.forget("shop", "db")
+    clock.now += 30
+    observer.snapshot("shop", "web", watched_version="10")
+    clock.now += 31
+    assert observer.expire() == 1  # api; web was used 31 s ago, db was forgotten
+    observer.snapshot("shop", "web", watched_version="10")
+    observer.snapshot("shop", "api", watched_version="10")
+    assert cluster.reads == 4  # api read again; web not
+
+
+def test_a_read_begun_before_expire_dropped_its_write_count_is_not_kept() -> None:
+    observer, cluster, clock = _timed()
+
+    def written_then_expired() -> None:
+        cluster.during_read = None
+        observer.forget("shop", "web")  # another Incident's write while this read runs
+        clock.now += 61
+        observer.expire()  # drops the count that says so
+
+    cluster.during_read = written_then_expired
+    observer.snapshot("shop", "web", watched_version="10")
+    observer.snapshot("shop", "web", watched_version="10")
+    assert cluster.reads == 2

@@ -14,6 +14,8 @@ import ctypes
 import logging
 import os
 import threading
+import weakref
+from collections.abc import Callable
 
 from mitigator.observability import heap
 
@@ -28,6 +30,31 @@ FIRST_TRIM = f"first {TRIM}"
 NOTABLE_MIB = 8.0
 
 log = logging.getLogger("mitigator.allocator")
+
+# Caches that drop what expired before each trim, so that the trim can hand its pages back.
+# Held weakly: a cache goes with its owner (tests build many).
+_before_trim: list[weakref.WeakMethod[Callable[[], object]]] = []
+
+
+def before_each_trim(method: Callable[[], object]) -> None:
+    """Call the bound `method` (e.g. a cache's expiry) before each periodic trim."""
+    _before_trim.append(weakref.WeakMethod(method))
+
+
+def expire_caches() -> int:
+    """Call every cache's expiry now; how many caches there were."""
+    called = 0
+    for reference in list(_before_trim):
+        method = reference()
+        if method is None:
+            _before_trim.remove(reference)
+            continue
+        called += 1
+        try:
+            method()
+        except Exception:  # a cache's failure must not stop the trims
+            log.exception("expiring a cache before the trim failed")
+    return called
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -71,6 +98,7 @@ def trim_periodically(
     def run() -> None:
         first = True
         while not stop.wait(every):
+            expire_caches()
             before = rss_mib()
             released = trim()
             after = rss_mib()

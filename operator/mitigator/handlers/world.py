@@ -17,6 +17,7 @@ from mitigator.actions.gitops import GitOpsSwitch
 from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
+from mitigator.handlers import allocator
 from mitigator.handlers.indexes import (
     contenders_in,
     deployment_labels,
@@ -62,6 +63,8 @@ class Cluster:
         self.executor = ActionExecutor(kube)
         self.gitops = GitOpsSwitch(kube)
         self.observer = ClusterObserver(kube)
+        # Snapshots of targets no Incident ticks on any more go before the periodic trim.
+        allocator.before_each_trim(self.observer.expire)
         self.default_prometheus_url = default_prometheus_url
         self.prometheus_connection = prometheus_connection
         self._credentialed: dict[tuple[str, str, str], tuple[float, PrometheusProvider]] = {}

@@ -9,13 +9,20 @@ and at 1,000 of them those GETs were most of what the API server did (10.8 per I
 What the snapshot says is then the state the watch shows; the Deployment itself is read
 again only if the tick asks for it (to act: a write tests what it read, and its
 resourceVersion), and every write through this process forgets the target's snapshot first.
+
+A snapshot is worth keeping only while Incidents tick on its target: one not asked for in
+`UNUSED_FOR_SECONDS` is dropped (at the next snapshot taken, and by `expire`, which the
+operator's periodic malloc trim calls), so the 1,000 targets of a burst do not stay in the
+process after their Incidents are resolved.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -71,8 +78,11 @@ class _ReadAgain:
         return self._fresh().last_rollout_at()
 
 
-# Snapshots kept (the most recently read targets); one is a few KiB without its objects.
+# Snapshots kept (the most recently used targets); one is 1-2 KiB without its objects.
 KEPT_SNAPSHOTS = 5_000
+# A target's Incidents tick every few seconds while they wait on it (the rollout, the
+# verification window); unused for this long, none is left to ask.
+UNUSED_FOR_SECONDS = 60.0
 Key = tuple[str, str]
 
 
@@ -81,14 +91,32 @@ def _bound(kept: OrderedDict[Key, Any], size: int) -> None:
         kept.popitem(last=False)
 
 
+@dataclasses.dataclass
+class _Kept:
+    version: str
+    snapshot: TargetSnapshot
+    used: float  # the clock's time of the last read or use
+
+
 class ClusterObserver:
-    def __init__(self, kube: KubeClient, *, kept: int = KEPT_SNAPSHOTS) -> None:
+    def __init__(
+        self,
+        kube: KubeClient,
+        *,
+        kept: int = KEPT_SNAPSHOTS,
+        unused_for: float = UNUSED_FOR_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.kube = kube
         self._kept = kept
-        self._seen: OrderedDict[Key, tuple[str, TargetSnapshot]] = OrderedDict()
+        self._unused_for = unused_for
+        self._clock = clock
+        # Oldest use first: a use moves its entry to the end.
+        self._seen: OrderedDict[Key, _Kept] = OrderedDict()
         # Bumped by each forget: a read that started before a write (another Incident's tick
         # on the same target) must not be kept once the write forgot the target.
         self._epochs: OrderedDict[Key, int] = OrderedDict()
+        self._pruned_at = float("-inf")  # when `expire` last dropped write counts
         self._lock = threading.Lock()
 
     def snapshot(
@@ -97,13 +125,20 @@ class ClusterObserver:
         """The target now; `watched_version`: its resourceVersion as the watch last saw it
         (None: not known, read it)."""
         key = (namespace, name)
+        now = self._clock()
         if watched_version is not None:
             with self._lock:
+                self._expire(now)
                 seen = self._seen.get(key)
-            if seen is not None and seen[0] == watched_version:
-                return dataclasses.replace(seen[1], detail=_ReadAgain(self.kube, namespace, name))
+                if seen is not None and seen.version == watched_version:
+                    seen.used = now
+                    self._seen.move_to_end(key)
+            if seen is not None and seen.version == watched_version:
+                detail = _ReadAgain(self.kube, namespace, name)
+                return dataclasses.replace(seen.snapshot, detail=detail)
         with self._lock:
             epoch = self._epochs.get(key, 0)
+            started = self._clock()
         try:
             deployment = self.kube.read_deployment(namespace, name)
         except NotFound:
@@ -112,11 +147,36 @@ class ClusterObserver:
         snapshot = self._of(namespace, deployment)
         version = str(deployment["metadata"].get("resourceVersion") or "")
         with self._lock:
-            if self._epochs.get(key, 0) == epoch:
-                self._seen[key] = (version, dataclasses.replace(snapshot, detail=None))
+            if self._epochs.get(key, 0) == epoch and started > self._pruned_at:
+                kept = dataclasses.replace(snapshot, detail=None)
+                self._seen[key] = _Kept(version, kept, used=self._clock())
                 self._seen.move_to_end(key)
                 _bound(self._seen, self._kept)
         return snapshot
+
+    def expire(self) -> int:
+        """Drop the snapshots not used for `unused_for` seconds, and the write counts of
+        targets without a snapshot; how many snapshots went. A read begun before this is
+        not kept: a write it raced may be among the counts dropped."""
+        with self._lock:
+            now = self._clock()
+            dropped = self._expire(now)
+            if len(self._epochs) > len(self._seen):
+                self._epochs = OrderedDict(
+                    (key, count) for key, count in self._epochs.items() if key in self._seen
+                )
+                self._pruned_at = now
+            return dropped
+
+    def _expire(self, now: float) -> int:
+        dropped = 0
+        while self._seen:
+            key, oldest = next(iter(self._seen.items()))
+            if now - oldest.used < self._unused_for:
+                break
+            del self._seen[key]
+            dropped += 1
+        return dropped
 
     def forget(self, namespace: str, name: str) -> None:
         """Around a write to the target (before and after): the next snapshot reads it, and
