@@ -46,14 +46,29 @@ def needs_notice(
     kopf evaluates this on each event of the Incident, with its indexes: a timer every few
     seconds for each of 1,000 Incidents whose policy has no levels was work for nothing. An
     Incident whose policy gains levels later is sent an event by `policy_levels_changed`."""
-    if (spec.get("source") or {}).get("type") == "drill":
+    if _pages_nobody(spec, status):
         return False
-    if not status.get("detectedAt"):
-        return False
-    phase = Phase.of(status.get("phase"))
-    if not phase.is_terminal:
+    if not Phase.of(status.get("phase")).is_terminal:
         return bool(_levels(kwargs, str(namespace), status.get("policy")))
-    if phase is not Phase.RESOLVED:
+    return _resolved_notice_owed(status)
+
+
+def owes_nothing(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """A final Incident with no resolved notice to send: no handler of ours will run for it
+    again (needs_tick and needs_notice refuse it), so its status is written `settled`
+    (watch_selection.py). Reads no index: the status says it all once final."""
+    if not Phase.of(status.get("phase")).is_terminal:
+        return False
+    return _pages_nobody(spec, status) or not _resolved_notice_owed(status)
+
+
+def _pages_nobody(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return (spec.get("source") or {}).get("type") == "drill" or not status.get("detectedAt")
+
+
+def _resolved_notice_owed(status: Mapping[str, Any]) -> bool:
+    """A Resolved Incident with a level that was told and not yet of the resolution."""
+    if Phase.of(status.get("phase")) is not Phase.RESOLVED:
         return False
     escalation = status.get("escalation") or {}
     if escalation.get("resolvedNoticesDone"):
@@ -101,6 +116,7 @@ def escalate(
             # Nobody left to tell (the policy is gone): stop looking.
             done = incident.escalation.model_copy(update={"resolved_notices_done": True})
             patch.status["escalation"] = done.to_api_dict()
+            patch.status["settled"] = True  # owed nothing more: leaves the watch
         return
     cluster: Cluster = memo.cluster
     settings: OperatorSettings = memo.settings
@@ -135,6 +151,9 @@ def escalate(
             changed = True
     if changed and current is not None:
         patch.status["escalation"] = current.to_api_dict()
+        if incident.phase is Phase.RESOLVED and current.resolved_notices_done:
+            # The same write: every notice sent or given up on, nothing more is owed.
+            patch.status["settled"] = True
 
 
 # Written on an Incident to make kopf look at it again (the policy's uid and generation).
