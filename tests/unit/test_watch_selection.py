@@ -63,7 +63,7 @@ def test_the_selector_leaves_out_settled_failed_and_suppressed() -> None:
 def _interested(spec: dict[str, Any], status: dict[str, Any]) -> bool:
     kwargs: dict[str, Any] = {POLICIES: {}, CONTENDERS: {}}
     body = kopf.Body({"metadata": {"name": "i", "uid": "u"}, "spec": spec, "status": status})
-    return (
+    return bool(
         needs_tick(spec=body.spec, status=body.status)
         or needs_notice(body.spec, body.status, "shop", **kwargs)
         or index_contender(namespace="shop", name="i", uid="u", spec=body.spec, status=body.status)

@@ -13,9 +13,10 @@ and stops a timer whose filter no longer admits its object; the filters below re
 departed uid, and a tick that was already queued when the event came checks it again first.
 
 The same DELETED comes when an Incident is written settled (or turns Failed or Suppressed):
-the watch's field selector leaves those out (watch_selection.py), and the API server tells a filtered watch that an
-object stopped matching as if it were deleted. Handling it as a deletion is right: no timer
-may run for it any more, and kopf writes nothing on a DELETED event.
+the watch's field selector leaves those out (watch_selection.py), and the API server tells a
+filtered watch that an object stopped matching as if it were deleted. Handling it as a
+deletion is right: no timer may run for it any more, and kopf writes nothing on a DELETED
+event.
 """
 
 from __future__ import annotations
