@@ -92,6 +92,7 @@ def test_incidents_owed_nothing_more_stay_out_of_the_watch(
         app="no-such-app",
         rules=[{"name": "any", "actions": [{"restart": {}}]}],
         escalation=_level(f"http://127.0.0.1:{free_port()}/down"),
+        guardrails={"targetWait": "1s"},  # as `restarts`, for the Incident on no Deployment
     )
     resources.create(paging)
     before = {

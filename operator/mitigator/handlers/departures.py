@@ -48,6 +48,9 @@ class Departures:
         while len(self._uids) > self._remembered:
             self._uids.popitem(last=False)
 
+    def discard(self, uid: str) -> None:
+        self._uids.pop(uid, None)
+
     def __contains__(self, uid: object) -> bool:
         return uid in self._uids
 
@@ -67,6 +70,9 @@ def watch_departures(registry: kopf.OperatorRegistry, departures: Departures) ->
     async def departed(type: str | None, uid: str | None, **_: Any) -> None:
         if type == "DELETED" and uid:
             departures.add(uid)
+        elif uid:
+            # Back in the watch: un-settled (escalation.py) after it left; its timers may run.
+            departures.discard(uid)
 
     kopf.on.event(API_GROUP, API_VERSION, INCIDENT_PLURAL, id="departures", registry=registry)(
         departed

@@ -149,6 +149,11 @@ def escalate(
         for level in due.due:
             current = attempt("trigger", level, current, now=now, about=about)
             changed = True
+        if changed:
+            # The tick may have resolved and settled the Incident while this page went out
+            # (both timers run at once, from the same body): un-settle it in this same write,
+            # so that the watch brings it back and its resolved notice is sent.
+            patch.status["settled"] = None
     if changed and current is not None:
         patch.status["escalation"] = current.to_api_dict()
         if incident.phase is Phase.RESOLVED and current.resolved_notices_done:
