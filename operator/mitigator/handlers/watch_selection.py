@@ -15,9 +15,13 @@ months. The CRD declares `.status.settled` and `.status.phase` selectable fields
 Resolved one an older build left, which may still owe notices). The phase terms stay for
 Incidents made Failed or Suppressed by an older build, which have no `settled`.
 
-No write is added for this: `settled` rides in a write that happens anyway. A Resolved
-Incident from an older build that owes nothing stays watched (nothing of ours writes it again);
-start_listing.py keeps it from waiting in memory at a start.
+No write is added for this: `settled` rides in a write that happens anyway. Both timers run
+at once from the same body: should a page go out while the tick resolves and settles the
+Incident, the escalation handler's write of that page removes `settled` again, the watch
+brings the Incident back (ADDED; departures.py forgets it) and its resolved notice is sent.
+
+A Resolved Incident from an older build that owes nothing stays watched (nothing of ours
+writes it again); start_listing.py keeps it from waiting in memory at a start.
 
 When an Incident is settled, the API server tells the filtered watch DELETED (with the object
 as it last matched). That event is handled as a deletion is (departures.py): its timers stop,
