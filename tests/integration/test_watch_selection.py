@@ -1,9 +1,11 @@
 """Incidents the operator owes nothing more stay out of its watch (handlers/watch_selection.py,
-the CRD's selectable fields `.status.settled` and `.status.phase`): an Incident is written
-`settled` in the write that makes it final when no resolved notice is owed, or in the one that
-records its resolved notices done, and then leaves the watch (DELETED) without being written to
-again; present at a start, settled, Failed and Suppressed ones are not loaded, while open ones
-and a Resolved one an older build left (no `settled`) are.
+the CRD's selectable fields `.status.settled` and `.status.phase`). An Incident is written
+`settled` in the write that makes it final when no resolved notice can be owed; by the
+escalation timer for a Resolved one whose policy has escalation levels (it alone pages, so no
+page can race the settling); or in the write that records its resolved notices done. It then
+leaves the watch (DELETED) and is not written to again. Present at a start, settled, Failed
+and Suppressed ones are not loaded, while open ones and a Resolved one an older build left
+(no `settled`) are.
 
 The operator runs as its own process (its shipped RBAC, a namespace of its own), so that its
 `/metrics` (`mitigator_incidents`: the Incidents it watches, by phase) counts this test's
@@ -141,14 +143,29 @@ def test_incidents_owed_nothing_more_stay_out_of_the_watch(
             what="the operator to let the resolved Escalated Incident go",
         )
 
+        # Its policy now pages, in an hour: the tick leaves the settling of a Resolved
+        # Incident to the escalation timer, which alone both pages and settles.
+        resources.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "mitigationpolicies",
+            "restarts",
+            {"spec": {"escalation": [{**_level(url)[0], "after": "1h"}]}},
+        )
         with Responder(
             api_client, signals, namespace=namespace, name="web", health=lambda _: (0.0, 0.2)
         ):
-            # Open: mitigated, Resolved with no notice owed, settled in that same write.
+            # Open: mitigated, Resolved with no notice owed, then settled by that timer.
             resources.create(incident_manifest("open", target="web"))
             opened = resources.wait_phase("open", "Resolved", "Escalated", "Failed", timeout=90)
             assert opened["status"]["phase"] == "Resolved", opened["status"].get("message")
-            assert opened["status"].get("settled") is True
+            wait_until(
+                lambda: resources.incident("open")["status"].get("settled") is True,
+                timeout=30,
+                what="the escalation timer to settle the Resolved Incident nobody was told of",
+            )
+            assert not received, "nobody was paged for it"
             wait_until(
                 lambda: _watched(port) == {"Resolved": 2.0},
                 timeout=30,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -14,7 +15,7 @@ import pytest
 from kopf._cogs.clients import errors
 from kopf._cogs.structs import references
 
-from mitigator.handlers.escalation import needs_notice, owes_nothing
+from mitigator.handlers.escalation import needs_notice, owes_nothing, settled_by_the_tick
 from mitigator.handlers.incidents import needs_tick
 from mitigator.handlers.indexes import CONTENDERS, POLICIES, index_contender
 from mitigator.handlers.watch_selection import (
@@ -160,3 +161,36 @@ def test_a_served_selector_stays() -> None:
     events, settings, used = _watch([])
     assert used == [incident_field_selector()] and len(events) == 1
     assert settings.watching.field_selectors.collect(INCIDENTS) == [incident_field_selector()]
+
+
+def _with_levels(levels: list[object]) -> dict[str, Any]:
+    """Handler kwargs whose policies index holds policy `p` of namespace shop."""
+    policy = SimpleNamespace(
+        candidate=SimpleNamespace(name="p", spec=SimpleNamespace(escalation=levels))
+    )
+    return {POLICIES: {"shop": [policy]}, CONTENDERS: {}}
+
+
+def _notice_wanted(spec: dict[str, Any], status: dict[str, Any], kwargs: dict[str, Any]) -> bool:
+    body = kopf.Body({"metadata": {"name": "i", "uid": "u"}, "spec": spec, "status": status})
+    return needs_notice(body.spec, body.status, "shop", **kwargs)
+
+
+def test_a_resolved_incident_under_escalation_levels_is_settled_by_the_escalation_timer() -> None:
+    """The escalation timer runs beside the tick from the same body: a page it sends while
+    the tick resolves must not lose its resolved notice, so the tick settles a Resolved
+    Incident only when its policy pages nobody; otherwise the escalation timer does."""
+    spec = {"target": {"kind": "Deployment", "name": "web"}}
+    resolved = {"phase": "Resolved", "detectedAt": NOW, "policy": "p"}
+    paging, silent = _with_levels([object()]), _with_levels([])
+    assert not settled_by_the_tick(spec, resolved, "shop", paging)
+    assert _notice_wanted(spec, resolved, paging)
+    assert settled_by_the_tick(spec, resolved, "shop", silent)
+    assert not _notice_wanted(spec, resolved, silent)
+    # Once settled (by that timer's write), no filter admits it any more.
+    settled = {**resolved, "settled": True}
+    assert not _notice_wanted(spec, settled, paging)
+    # Failed, or a drill, pages nobody: the tick settles it whatever the policy.
+    assert settled_by_the_tick(spec, {**resolved, "phase": "Failed"}, "shop", paging)
+    drill = {**spec, "source": {"type": "drill"}}
+    assert settled_by_the_tick(drill, resolved, "shop", paging)

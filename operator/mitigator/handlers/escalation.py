@@ -50,7 +50,7 @@ def needs_notice(
         return False
     if not Phase.of(status.get("phase")).is_terminal:
         return bool(_levels(kwargs, str(namespace), status.get("policy")))
-    return _resolved_notice_owed(status)
+    return _resolved_notice_owed(status) or _left_to_settle(status, namespace, kwargs)
 
 
 def owes_nothing(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
@@ -60,6 +60,35 @@ def owes_nothing(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     if not Phase.of(status.get("phase")).is_terminal:
         return False
     return _pages_nobody(spec, status) or not _resolved_notice_owed(status)
+
+
+def settled_by_the_tick(
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    namespace: str | None,
+    handler_kwargs: Mapping[str, Any],
+) -> bool:
+    """Whether the tick's write that makes the Incident final says `settled` too. Not for a
+    Resolved one whose policy has escalation levels: this timer runs beside the tick, from the
+    same body, and a page it sends while the tick resolves would be left without its resolved
+    notice once the Incident leaves the watch. That one is settled by this timer, which alone
+    both pages and settles (`_left_to_settle`, `escalate`)."""
+    if not owes_nothing(spec, status):
+        return False
+    if Phase.of(status.get("phase")) is not Phase.RESOLVED or _pages_nobody(spec, status):
+        return True
+    return not _levels(handler_kwargs, str(namespace), status.get("policy"))
+
+
+def _left_to_settle(
+    status: Mapping[str, Any], namespace: str | None, handler_kwargs: Mapping[str, Any]
+) -> bool:
+    """A Resolved Incident the tick left unsettled because its policy has escalation levels."""
+    return (
+        Phase.of(status.get("phase")) is Phase.RESOLVED
+        and not status.get("settled")
+        and bool(_levels(handler_kwargs, str(namespace), status.get("policy")))
+    )
 
 
 def _pages_nobody(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
@@ -159,6 +188,14 @@ def escalate(
         if incident.phase is Phase.RESOLVED and current.resolved_notices_done:
             # The same write: every notice sent or given up on, nothing more is owed.
             patch.status["settled"] = True
+    elif (
+        incident.phase is Phase.RESOLVED
+        and not status.get("settled")
+        and not resolve_pending(levels, current)
+    ):
+        # Resolved with nobody told (or all told already): the tick left the settling to
+        # this timer (settled_by_the_tick); nothing more is owed.
+        patch.status["settled"] = True
 
 
 # Written on an Incident to make kopf look at it again (the policy's uid and generation).

@@ -14,7 +14,7 @@ from mitigator import failpoints
 from mitigator.domain import Advance, IncidentView, advance
 from mitigator.domain.lifecycle import summarize
 from mitigator.handlers.departures import Departures, add_incident_timer
-from mitigator.handlers.escalation import owes_nothing
+from mitigator.handlers.escalation import settled_by_the_tick
 from mitigator.handlers.freshness import LOST_AFTER_SECONDS, Freshness, freshness
 from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.observing import observe_tick
@@ -135,7 +135,9 @@ def tick(
         return
     _crash_points(view, result)
     new_status = result.status.to_api_dict()
-    if not new_status.get("settled") and owes_nothing(spec, new_status):
+    if not new_status.get("settled") and settled_by_the_tick(
+        spec, new_status, meta.get("namespace"), kwargs
+    ):
         # Made final with no resolved notice owed: said in this same write, and the watch
         # lets the Incident go (watch_selection.py). Otherwise escalation.py says it.
         new_status["settled"] = True

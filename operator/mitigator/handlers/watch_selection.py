@@ -1,27 +1,32 @@
 """Which Incidents kopf's watch brings at all: not those the operator owes nothing more.
 
 An Incident is written `status.settled: true` in the very status write that leaves the
-operator nothing more to do for it: the tick's write that makes it final (Resolved, Failed,
-Suppressed: models.Phase.is_terminal) when no resolved notice is owed (escalation.owes_nothing),
-or else the escalation handler's write that records every resolved notice sent or given up on
-(after its attempts, the policy gone). From then on no tick moves it (incidents.needs_tick),
-no notice is sent for it (escalation.needs_notice), the live-incidents index leaves it out.
-Yet kopf listed and kept each one, for good: at a start, every object of the namespace waits
-in memory until every index is full, and each watched object keeps its per-object state
-(1–15 KB) for as long as the process lives; a cluster gathers thousands of Resolved ones over
-months. The CRD declares `.status.settled` and `.status.phase` selectable fields
-(crds/incidents.yaml), so the API server leaves them out of the listing and of the watch:
-`status.settled!=true` also matches an Incident without the field (an open one, and a
-Resolved one an older build left, which may still owe notices). The phase terms stay for
-Incidents made Failed or Suppressed by an older build, which have no `settled`.
+operator nothing more to do for it:
+- the tick's write that makes it final (Resolved, Failed, Suppressed: models.Phase.is_terminal)
+  when no resolved notice can be owed (escalation.settled_by_the_tick): Failed, Suppressed, a
+  drill, or Resolved under a policy with no escalation levels;
+- for a Resolved one whose policy has escalation levels, the escalation timer's write: the one
+  that records every resolved notice sent or given up on (after its attempts, the policy
+  gone), or, nobody having been told, a write of `settled` alone (one write more, for such
+  policies only). The tick leaves those to that timer because both run at once from the same
+  body: a page sent while the tick resolved and settled would never get its resolved notice,
+  the Incident having left the watch. The escalation timer alone both pages and settles.
+From then on no tick moves it (incidents.needs_tick), no notice is sent for it
+(escalation.needs_notice), the live-incidents index leaves it out. Yet kopf listed and kept
+each one, for good: at a start, every object of the namespace waits in memory until every
+index is full, and each watched object keeps its per-object state (1–15 KB) for as long as
+the process lives; a cluster gathers thousands of Resolved ones over months. The CRD declares
+`.status.settled` and `.status.phase` selectable fields (crds/incidents.yaml), so the API
+server leaves them out of the listing and of the watch: `status.settled!=true` also matches
+an Incident without the field (an open one, and a Resolved one an older build left, which may
+still owe notices). The phase terms stay for Incidents made Failed or Suppressed by an older
+build, which have no `settled`. Should a page's write land after a settling write all the
+same, it removes `settled` again: the watch brings the Incident back (ADDED; departures.py
+forgets it) and its resolved notice is sent.
 
-No write is added for this: `settled` rides in a write that happens anyway. Both timers run
-at once from the same body: should a page go out while the tick resolves and settles the
-Incident, the escalation handler's write of that page removes `settled` again, the watch
-brings the Incident back (ADDED; departures.py forgets it) and its resolved notice is sent.
-
-A Resolved Incident from an older build that owes nothing stays watched (nothing of ours
-writes it again); start_listing.py keeps it from waiting in memory at a start.
+A Resolved Incident from an older build stays watched unless its policy has escalation levels
+(the escalation timer then settles it once); start_listing.py lets only Failed and Suppressed
+ones skip the wait for the indexes at a start.
 
 When an Incident is settled, the API server tells the filtered watch DELETED (with the object
 as it last matched). That event is handled as a deletion is (departures.py): its timers stop,
