@@ -104,7 +104,15 @@ def _resolved_incidents(api: client.ApiClient, namespace: str, count: int) -> No
             namespace,
             "incidents",
             name,
-            {"status": {"phase": "Resolved", "detectedAt": now, "resolvedAt": now}},
+            # As this build leaves a Resolved Incident that owes no resolved notice: settled.
+            {
+                "status": {
+                    "phase": "Resolved",
+                    "detectedAt": now,
+                    "resolvedAt": now,
+                    "settled": True,
+                }
+            },
         )
 
     in_parallel(create, range(count))

@@ -101,6 +101,9 @@ def test_pagerduty_trigger_then_resolve_with_the_same_dedup_key(
         what="the escalation timer to finish with the resolved incident",
     )
     status = resources.incident("paged")["status"]
+    # Written with resolvedNoticesDone, in the same write: nothing more is owed, and the
+    # operator's watch lets the Incident go (handlers/watch_selection.py).
+    assert status.get("settled") is True
     levels = {n["level"]: n for n in status["escalation"]["levels"]}
     assert levels[1]["receiver"] == "pagerduty-oncall" and levels[1]["resolvedNotified"] is True
     # Level 2's receiver is down: retried with backoff (5 s, 10 s, ...), never delivered, and

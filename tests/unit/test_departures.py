@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import kopf
 
 from mitigator.handlers import register
-from mitigator.handlers.departures import Departures
+from mitigator.handlers.departures import Departures, watch_departures
 from mitigator.settings import OperatorSettings
 
 
@@ -50,3 +51,18 @@ def test_departures_keep_the_newest_only() -> None:
         departures.add(uid)
     assert "a" not in departures
     assert "b" in departures and "c" in departures
+
+
+def test_an_incident_back_in_the_watch_is_admitted_again() -> None:
+    """An Incident the tick settled while a page went out is un-settled by the escalation
+    handler's write: the filtered watch brings it back (ADDED), and its timers must run."""
+    registry = kopf.OperatorRegistry()
+    departures = Departures()
+
+    watch_departures(registry, departures)
+    (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "departures"]
+    departed: Any = handler.fn
+    asyncio.run(departed(type="DELETED", uid="u"))
+    assert "u" in departures
+    asyncio.run(departed(type="ADDED", uid="u"))
+    assert "u" not in departures

@@ -39,12 +39,15 @@ def _deployment() -> dict[str, Any]:
 
 
 def test_a_settled_incident_is_final_with_no_notice_due() -> None:
-    assert settled_incident(_incident("Resolved"))
     assert settled_incident(_incident("Failed"))
+    assert settled_incident(_incident("Suppressed"))
     assert not settled_incident(_incident("Verifying"))
     assert not settled_incident(_incident("Escalated"))
     # Its resolved notice still to send: its timer reads the policies' index.
     assert not settled_incident(_incident("Resolved", escalation={"levels": [TOLD]}))
+    # Nobody told, but the escalation timer's filter reads the policies' index to learn
+    # whether it is the one to settle it (escalation.settled_by_the_tick).
+    assert not settled_incident(_incident("Resolved"))
 
 
 class Kind:
@@ -123,7 +126,7 @@ def test_a_listed_settled_incident_is_handled_without_waiting() -> None:
     kind = Kind(INCIDENTS)
 
     async def scenario() -> None:
-        task, finished, _ = await _started(kind, _incident("Resolved"))
+        task, finished, _ = await _started(kind, _incident("Failed"))
         assert finished
         await task
         assert kind.indexed() == ["i1"] and kind.handled == ["i1"]
@@ -136,6 +139,7 @@ def test_others_wait_for_every_index() -> None:
     cases = [
         (Kind(INCIDENTS), _incident("Verifying"), None),
         (Kind(INCIDENTS), _incident("Resolved", escalation={"levels": [TOLD]}), None),
+        (Kind(INCIDENTS), _incident("Resolved"), None),
         (Kind(DEPLOYMENTS), _deployment(), "MODIFIED"),  # not the listing's event
     ]
 

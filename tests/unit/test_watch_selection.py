@@ -1,11 +1,13 @@
-"""Which Incidents kopf's watch leaves out (handlers/watch_selection.py): only phases for which
-no handler of ours would ever run again; and a CRD without the selectable field falls back to
-watching every Incident."""
+"""Which Incidents kopf's watch leaves out (handlers/watch_selection.py): only those for which
+no handler of ours would ever run again (settled, Failed, Suppressed); the tick and the
+escalation handler write `settled` exactly then; and a CRD without the selectable fields falls
+back to watching every Incident."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import kopf
@@ -13,7 +15,7 @@ import pytest
 from kopf._cogs.clients import errors
 from kopf._cogs.structs import references
 
-from mitigator.handlers.escalation import needs_notice
+from mitigator.handlers.escalation import needs_notice, owes_nothing, settled_by_the_tick
 from mitigator.handlers.incidents import needs_tick
 from mitigator.handlers.indexes import CONTENDERS, POLICIES, index_contender
 from mitigator.handlers.watch_selection import (
@@ -48,33 +50,69 @@ def _specs() -> list[dict[str, Any]]:
     return [{"target": target}, {"target": target, "resolve": True}]
 
 
-def test_the_selector_leaves_out_failed_and_suppressed_only() -> None:
-    assert incident_field_selector() == "status.phase!=Failed,status.phase!=Suppressed"
-    assert [p for p in Phase if left_out(p.value)] == [Phase.FAILED, Phase.SUPPRESSED]
-    assert not left_out(None)  # a new Incident has no phase yet
+def test_the_selector_leaves_out_settled_failed_and_suppressed() -> None:
+    assert incident_field_selector() == (
+        "status.settled!=true,status.phase!=Failed,status.phase!=Suppressed"
+    )
+    phases = [p for p in Phase if left_out({"phase": p.value})]
+    assert phases == [Phase.FAILED, Phase.SUPPRESSED]
+    assert not left_out({})  # a new Incident has no phase yet
+    assert left_out({"phase": "Resolved", "settled": True})
+    assert not left_out({"phase": "Resolved"})  # an older build's: it may owe notices
+
+
+def _interested(spec: dict[str, Any], status: dict[str, Any]) -> bool:
+    kwargs: dict[str, Any] = {POLICIES: {}, CONTENDERS: {}}
+    body = kopf.Body({"metadata": {"name": "i", "uid": "u"}, "spec": spec, "status": status})
+    return bool(
+        needs_tick(spec=body.spec, status=body.status)
+        or needs_notice(body.spec, body.status, "shop", **kwargs)
+        or index_contender(namespace="shop", name="i", uid="u", spec=body.spec, status=body.status)
+    )
 
 
 @pytest.mark.parametrize("phase", list(Phase))
 def test_a_left_out_incident_is_one_no_handler_would_run_for(phase: Phase) -> None:
     """The handlers' own filters are the reference: a phase may be left out only if neither
     timer would ever admit an Incident in it, and the live-incidents index drops it."""
-    kwargs: dict[str, Any] = {POLICIES: {}, CONTENDERS: {}}
-    bodies = [
-        kopf.Body({"metadata": {"name": "i", "uid": "u"}, "spec": spec, "status": status})
-        for spec in _specs()
-        for status in _statuses(phase)
-    ]
-    interested = any(
-        needs_tick(spec=body.spec, status=body.status)
-        or needs_notice(body.spec, body.status, "shop", **kwargs)
-        or index_contender(namespace="shop", name="i", uid="u", spec=body.spec, status=body.status)
-        for body in bodies
-    )
-    if left_out(phase.value):
+    interested = any(_interested(spec, status) for spec in _specs() for status in _statuses(phase))
+    if left_out({"phase": phase.value}):
         assert not interested
     if phase is Phase.RESOLVED:
-        # Why Resolved stays in: its resolved notices still go out from the watch.
+        # Why Resolved is not left out by its phase: its resolved notices go out from the watch.
         assert interested
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_settled_is_written_exactly_when_no_handler_would_run_again(phase: Phase) -> None:
+    """`owes_nothing` decides `settled` in the final write: true only when no filter admits
+    the Incident any more; and whenever a final Incident interests no handler, it is true (or
+    the Incident would stay watched for nothing)."""
+    for spec in [
+        *_specs(),
+        {"target": {"kind": "Deployment", "name": "web"}, "source": {"type": "drill"}},
+    ]:
+        for status in [*_statuses(phase), {"phase": phase.value}]:
+            if owes_nothing(spec, status):
+                assert not _interested(spec, status), (spec, status)
+            elif phase.is_terminal:
+                assert _interested(spec, status), (spec, status)
+            else:
+                assert not phase.is_terminal
+
+
+def test_a_resolved_incident_owes_nothing_once_its_notices_are_done_or_given_up() -> None:
+    base = {"phase": "Resolved", "detectedAt": NOW}
+    spec = _specs()[0]
+    assert not owes_nothing(spec, {**base, "escalation": {"levels": [TOLD]}})
+    assert owes_nothing(
+        spec, {**base, "escalation": {"levels": [TOLD], "resolvedNoticesDone": True}}
+    )
+    told_back = {**TOLD, "resolvedNotified": True}
+    assert owes_nothing(spec, {**base, "escalation": {"levels": [told_back]}})
+    given_up = {**TOLD, "resolveAttempts": 6}
+    assert owes_nothing(spec, {**base, "escalation": {"levels": [given_up]}})
+    assert not owes_nothing(spec, {"phase": "Escalated", "detectedAt": NOW})
 
 
 def test_the_selector_applies_to_incidents_only() -> None:
@@ -123,3 +161,36 @@ def test_a_served_selector_stays() -> None:
     events, settings, used = _watch([])
     assert used == [incident_field_selector()] and len(events) == 1
     assert settings.watching.field_selectors.collect(INCIDENTS) == [incident_field_selector()]
+
+
+def _with_levels(levels: list[object]) -> dict[str, Any]:
+    """Handler kwargs whose policies index holds policy `p` of namespace shop."""
+    policy = SimpleNamespace(
+        candidate=SimpleNamespace(name="p", spec=SimpleNamespace(escalation=levels))
+    )
+    return {POLICIES: {"shop": [policy]}, CONTENDERS: {}}
+
+
+def _notice_wanted(spec: dict[str, Any], status: dict[str, Any], kwargs: dict[str, Any]) -> bool:
+    body = kopf.Body({"metadata": {"name": "i", "uid": "u"}, "spec": spec, "status": status})
+    return needs_notice(body.spec, body.status, "shop", **kwargs)
+
+
+def test_a_resolved_incident_under_escalation_levels_is_settled_by_the_escalation_timer() -> None:
+    """The escalation timer runs beside the tick from the same body: a page it sends while
+    the tick resolves must not lose its resolved notice, so the tick settles a Resolved
+    Incident only when its policy pages nobody; otherwise the escalation timer does."""
+    spec = {"target": {"kind": "Deployment", "name": "web"}}
+    resolved = {"phase": "Resolved", "detectedAt": NOW, "policy": "p"}
+    paging, silent = _with_levels([object()]), _with_levels([])
+    assert not settled_by_the_tick(spec, resolved, "shop", paging)
+    assert _notice_wanted(spec, resolved, paging)
+    assert settled_by_the_tick(spec, resolved, "shop", silent)
+    assert not _notice_wanted(spec, resolved, silent)
+    # Once settled (by that timer's write), no filter admits it any more.
+    settled = {**resolved, "settled": True}
+    assert not _notice_wanted(spec, settled, paging)
+    # Failed, or a drill, pages nobody: the tick settles it whatever the policy.
+    assert settled_by_the_tick(spec, {**resolved, "phase": "Failed"}, "shop", paging)
+    drill = {**spec, "source": {"type": "drill"}}
+    assert settled_by_the_tick(drill, resolved, "shop", paging)

@@ -12,10 +12,11 @@ a DELETED event puts the Incident's uid here; kopf re-checks a timer's filter on
 and stops a timer whose filter no longer admits its object; the filters below refuse a
 departed uid, and a tick that was already queued when the event came checks it again first.
 
-The same DELETED comes when an Incident turns Failed or Suppressed: the watch's field selector
-leaves those out (watch_selection.py), and the API server tells a filtered watch that an
-object stopped matching as if it were deleted. Handling it as a deletion is right: no timer
-may run for it any more, and kopf writes nothing on a DELETED event.
+The same DELETED comes when an Incident is written settled (or turns Failed or Suppressed):
+the watch's field selector leaves those out (watch_selection.py), and the API server tells a
+filtered watch that an object stopped matching as if it were deleted. Handling it as a
+deletion is right: no timer may run for it any more, and kopf writes nothing on a DELETED
+event.
 """
 
 from __future__ import annotations
@@ -47,6 +48,9 @@ class Departures:
         while len(self._uids) > self._remembered:
             self._uids.popitem(last=False)
 
+    def discard(self, uid: str) -> None:
+        self._uids.pop(uid, None)
+
     def __contains__(self, uid: object) -> bool:
         return uid in self._uids
 
@@ -66,6 +70,9 @@ def watch_departures(registry: kopf.OperatorRegistry, departures: Departures) ->
     async def departed(type: str | None, uid: str | None, **_: Any) -> None:
         if type == "DELETED" and uid:
             departures.add(uid)
+        elif uid:
+            # Back in the watch: un-settled (escalation.py) after it left; its timers may run.
+            departures.discard(uid)
 
     kopf.on.event(API_GROUP, API_VERSION, INCIDENT_PLURAL, id="departures", registry=registry)(
         departed

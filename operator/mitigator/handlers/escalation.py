@@ -46,14 +46,58 @@ def needs_notice(
     kopf evaluates this on each event of the Incident, with its indexes: a timer every few
     seconds for each of 1,000 Incidents whose policy has no levels was work for nothing. An
     Incident whose policy gains levels later is sent an event by `policy_levels_changed`."""
-    if (spec.get("source") or {}).get("type") == "drill":
+    if _pages_nobody(spec, status):
         return False
-    if not status.get("detectedAt"):
-        return False
-    phase = Phase.of(status.get("phase"))
-    if not phase.is_terminal:
+    if not Phase.of(status.get("phase")).is_terminal:
         return bool(_levels(kwargs, str(namespace), status.get("policy")))
-    if phase is not Phase.RESOLVED:
+    return _resolved_notice_owed(status) or _left_to_settle(status, namespace, kwargs)
+
+
+def owes_nothing(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """A final Incident with no resolved notice to send: no handler of ours will run for it
+    again (needs_tick and needs_notice refuse it), so its status is written `settled`
+    (watch_selection.py). Reads no index: the status says it all once final."""
+    if not Phase.of(status.get("phase")).is_terminal:
+        return False
+    return _pages_nobody(spec, status) or not _resolved_notice_owed(status)
+
+
+def settled_by_the_tick(
+    spec: Mapping[str, Any],
+    status: Mapping[str, Any],
+    namespace: str | None,
+    handler_kwargs: Mapping[str, Any],
+) -> bool:
+    """Whether the tick's write that makes the Incident final says `settled` too. Not for a
+    Resolved one whose policy has escalation levels: this timer runs beside the tick, from the
+    same body, and a page it sends while the tick resolves would be left without its resolved
+    notice once the Incident leaves the watch. That one is settled by this timer, which alone
+    both pages and settles (`_left_to_settle`, `escalate`)."""
+    if not owes_nothing(spec, status):
+        return False
+    if Phase.of(status.get("phase")) is not Phase.RESOLVED or _pages_nobody(spec, status):
+        return True
+    return not _levels(handler_kwargs, str(namespace), status.get("policy"))
+
+
+def _left_to_settle(
+    status: Mapping[str, Any], namespace: str | None, handler_kwargs: Mapping[str, Any]
+) -> bool:
+    """A Resolved Incident the tick left unsettled because its policy has escalation levels."""
+    return (
+        Phase.of(status.get("phase")) is Phase.RESOLVED
+        and not status.get("settled")
+        and bool(_levels(handler_kwargs, str(namespace), status.get("policy")))
+    )
+
+
+def _pages_nobody(spec: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    return (spec.get("source") or {}).get("type") == "drill" or not status.get("detectedAt")
+
+
+def _resolved_notice_owed(status: Mapping[str, Any]) -> bool:
+    """A Resolved Incident with a level that was told and not yet of the resolution."""
+    if Phase.of(status.get("phase")) is not Phase.RESOLVED:
         return False
     escalation = status.get("escalation") or {}
     if escalation.get("resolvedNoticesDone"):
@@ -101,6 +145,7 @@ def escalate(
             # Nobody left to tell (the policy is gone): stop looking.
             done = incident.escalation.model_copy(update={"resolved_notices_done": True})
             patch.status["escalation"] = done.to_api_dict()
+            patch.status["settled"] = True  # owed nothing more: leaves the watch
         return
     cluster: Cluster = memo.cluster
     settings: OperatorSettings = memo.settings
@@ -133,8 +178,24 @@ def escalate(
         for level in due.due:
             current = attempt("trigger", level, current, now=now, about=about)
             changed = True
+        if changed:
+            # The tick may have resolved and settled the Incident while this page went out
+            # (both timers run at once, from the same body): un-settle it in this same write,
+            # so that the watch brings it back and its resolved notice is sent.
+            patch.status["settled"] = None
     if changed and current is not None:
         patch.status["escalation"] = current.to_api_dict()
+        if incident.phase is Phase.RESOLVED and current.resolved_notices_done:
+            # The same write: every notice sent or given up on, nothing more is owed.
+            patch.status["settled"] = True
+    elif (
+        incident.phase is Phase.RESOLVED
+        and not status.get("settled")
+        and not resolve_pending(levels, current)
+    ):
+        # Resolved with nobody told (or all told already): the tick left the settling to
+        # this timer (settled_by_the_tick); nothing more is owed.
+        patch.status["settled"] = True
 
 
 # Written on an Incident to make kopf look at it again (the policy's uid and generation).

@@ -14,6 +14,7 @@ from mitigator import failpoints
 from mitigator.domain import Advance, IncidentView, advance
 from mitigator.domain.lifecycle import summarize
 from mitigator.handlers.departures import Departures, add_incident_timer
+from mitigator.handlers.escalation import settled_by_the_tick
 from mitigator.handlers.freshness import LOST_AFTER_SECONDS, Freshness, freshness
 from mitigator.handlers.leadership import NotActing, leading
 from mitigator.handlers.observing import observe_tick
@@ -89,6 +90,7 @@ def tick(
         reason = describe_validation_error(exc)
         patch.status["phase"] = Phase.FAILED.value
         patch.status["message"] = f"invalid spec: {reason}"
+        patch.status["settled"] = True  # Failed: nothing more is owed (watch_selection.py)
         raise kopf.PermanentError(f"invalid spec: {reason}") from exc
     old_status = dict(status)
     # The timer sees the body of the latest watch event; if our previous write has not
@@ -133,6 +135,12 @@ def tick(
         return
     _crash_points(view, result)
     new_status = result.status.to_api_dict()
+    if not new_status.get("settled") and settled_by_the_tick(
+        spec, new_status, meta.get("namespace"), kwargs
+    ):
+        # Made final with no resolved notice owed: said in this same write, and the watch
+        # lets the Incident go (watch_selection.py). Otherwise escalation.py says it.
+        new_status["settled"] = True
     changes = merge_patch(old_status, {**new_status, "sequence": old_status.get("sequence", 0)})
     if changes:
         sequence = int(old_status.get("sequence", 0)) + 1

@@ -12,9 +12,11 @@ Two kinds of listed object need not wait, on their first event (the listing's) o
   not yet complete. Each policy's own listing event, which does wait, computes the policy's
   coverage from the complete index (policies.policy_changed), which is what those handlers
   would have written.
-- an Incident in a final phase with no resolved notice to send (escalation.needs_notice, which
-  reads no index for a final phase): its handlers read no index (the gauge; both timers'
-  filters refuse it).
+- an Incident in a final phase other than Resolved (Failed, Suppressed, left by an older
+  build without `status.settled`; the watch's selector leaves out those this build settled,
+  watch_selection.py): its handlers read no index (the gauge; both timers' filters refuse
+  it). A Resolved one waits: the escalation timer's filter reads the policies index to learn
+  whether it has to settle it (escalation.settled_by_the_tick).
 Every other object waits as kopf has it; every later event (after a start, a watch's
 re-listing) is handled as kopf does.
 """
@@ -30,7 +32,7 @@ from kopf._cogs.aiokits import aiotoggles
 from kopf._core.reactor import processing
 
 from mitigator import API_GROUP, INCIDENT_PLURAL
-from mitigator.handlers.escalation import needs_notice
+from mitigator.handlers.escalation import owes_nothing
 from mitigator.handlers.kopf_hooks import wrap_once
 from mitigator.models import Phase
 
@@ -44,12 +46,13 @@ INCIDENTS = (API_GROUP, INCIDENT_PLURAL)
 
 
 def settled_incident(raw: dict[str, Any]) -> bool:
-    """An Incident no handler of ours will read an index for: final, no resolved notice due."""
-    body = kopf.Body(raw)  # type: ignore[arg-type]
-    if not Phase.of(body.status.get("phase")).is_terminal:
+    """An Incident no handler of ours will read an index for: final, no resolved notice due,
+    and not Resolved (the escalation timer's filter reads the policies index to learn whether
+    it is left to settle one: escalation._left_to_settle)."""
+    status = raw.get("status") or {}
+    if Phase.of(status.get("phase")) is Phase.RESOLVED:
         return False
-    namespace = body.metadata.get("namespace")
-    return not needs_notice(body.spec, body.status, namespace)
+    return owes_nothing(raw.get("spec") or {}, status)
 
 
 def _listed_before_ready(

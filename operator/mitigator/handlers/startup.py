@@ -45,7 +45,7 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     # kopf's first listing of a kind in pages, not one response: 5,000 Deployments are about
     # 20 MB of JSON, read and parsed at once, whose peak the process keeps afterwards.
     settings.watching.chunk_size = 500
-    # Failed and Suppressed Incidents are not listed nor watched at all (watch_selection.py).
+    # Settled, Failed and Suppressed Incidents are not listed nor watched (watch_selection.py).
     select_incidents(settings)
 
 

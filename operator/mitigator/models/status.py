@@ -217,6 +217,11 @@ class IncidentStatus(StatusModel):
         description="The Incident mitigating the target when this one was suppressed.",
     )
     message: str | None = None
+    settled: bool | None = Field(
+        default=None,
+        description="The operator owes this Incident nothing more (final, and every resolved "
+        "notice sent or given up on); it no longer watches it.",
+    )
 
 
 class PolicyStatus(StatusModel):
