@@ -77,6 +77,7 @@ def _memory_debugging() -> None:
     import os  # noqa: PLC0415
     import threading  # noqa: PLC0415
     import tracemalloc  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
 
     from mitigator.observability import memory_snapshots  # noqa: PLC0415
 
@@ -88,23 +89,11 @@ def _memory_debugging() -> None:
     if trace:
         tracemalloc.start(1)
 
-    def allocator_statistics() -> None:
-        # Written by C to file descriptor 2: pointed at the report for the moment.
-        saved = os.dup(2)
-        with open(path, "a") as out:
-            out.flush()
-            os.dup2(out.fileno(), 2)
-            try:
-                sys._debugmallocstats()
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-
     def dump() -> None:
         first = None
         while True:
             threading.Event().wait(20)
-            allocator_statistics()
+            memory_snapshots.write_allocator_statistics(Path(path), mode="a")
             if not trace:
                 continue
             snapshot = tracemalloc.take_snapshot()

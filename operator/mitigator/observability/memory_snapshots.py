@@ -60,11 +60,11 @@ def _types(limit: int = 60) -> dict[str, int]:
     return dict(counts.most_common(limit))
 
 
-def _allocator_statistics(path: Path) -> None:
+def write_allocator_statistics(path: Path, *, mode: str = "w") -> None:
     """CPython's own allocator's statistics (arenas, pools, blocks), written by C to file
-    descriptor 2: pointed at `path` for the moment."""
+    descriptor 2: pointed at `path` (opened with `mode`) for the moment."""
     saved = os.dup(2)
-    with open(path, "w") as out:
+    with open(path, mode) as out:
         os.dup2(out.fileno(), 2)
         try:
             sys._debugmallocstats()
@@ -82,7 +82,7 @@ def take(directory: Path, number: int) -> dict[str, object]:
         libc.malloc_trim(0)
     if tracemalloc.is_tracing():
         tracemalloc.take_snapshot().dump(str(directory / f"{number}.snap"))
-    _allocator_statistics(directory / f"{number}.mallocstats")
+    write_allocator_statistics(directory / f"{number}.mallocstats")
     current, peak = tracemalloc.get_traced_memory()
     summary: dict[str, object] = {
         "n": number,
