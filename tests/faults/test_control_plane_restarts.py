@@ -89,6 +89,10 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
                 app=name,
                 rules=[{"name": "any", "actions": [{"rollback": {}}]}],
                 window="4s",
+                # The window opens once the rollback has rolled out and the new pods' series
+                # answer: after an outage on a loaded machine that took up to 40 s (the
+                # controller-manager and Prometheus catching up), past the default 20 s.
+                timeout="90s",
             )
         )
     revisions = {name: revision(apps, namespace, name) for name in ("during", "after")}

@@ -62,7 +62,28 @@ def test_an_incident_back_in_the_watch_is_admitted_again() -> None:
     watch_departures(registry, departures)
     (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "departures"]
     departed: Any = handler.fn
-    asyncio.run(departed(type="DELETED", uid="u"))
+    asyncio.run(departed(type="DELETED", uid="u", memo=kopf.Memo()))
     assert "u" in departures
-    asyncio.run(departed(type="ADDED", uid="u"))
+    asyncio.run(departed(type="ADDED", uid="u", memo=kopf.Memo()))
     assert "u" not in departures
+
+
+def test_an_incident_back_in_the_watch_keeps_the_last_write_this_process_made() -> None:
+    """Settled, it left the watch (kopf forgot its memo); an etcd restored from a backup
+    brings it back with an older status. The new memo carries the sequence of the last write,
+    so the tick sees the stored status behind it and says that the store lost writes
+    (freshness.py) instead of taking the older status as the latest."""
+    registry = kopf.OperatorRegistry()
+    departures = Departures()
+    watch_departures(registry, departures)
+    (handler,) = [h for h in registry._watching.get_all_handlers() if h.id == "departures"]
+    departed: Any = handler.fn
+    asyncio.run(departed(type="DELETED", uid="u", memo=kopf.Memo(sequence=7)))
+    back = kopf.Memo()
+    asyncio.run(departed(type="ADDED", uid="u", memo=back))
+    assert back["sequence"] == 7
+    # Never written by this process: nothing to carry over.
+    asyncio.run(departed(type="DELETED", uid="v", memo=kopf.Memo()))
+    fresh = kopf.Memo()
+    asyncio.run(departed(type=None, uid="v", memo=fresh))
+    assert "sequence" not in fresh

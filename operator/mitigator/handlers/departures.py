@@ -36,20 +36,22 @@ REMEMBERED = 10_000
 
 
 class Departures:
-    """The uids of Incidents the watch reported deleted (the newest REMEMBERED of them)."""
+    """The uids of Incidents the watch reported deleted (the newest REMEMBERED of them), each
+    with the last status `sequence` this process wrote to it (freshness.py), if any."""
 
     def __init__(self, remembered: int = REMEMBERED) -> None:
-        self._uids: OrderedDict[str, None] = OrderedDict()
+        self._uids: OrderedDict[str, int | None] = OrderedDict()
         self._remembered = remembered
 
-    def add(self, uid: str) -> None:
-        self._uids[uid] = None
+    def add(self, uid: str, *, sequence: int | None = None) -> None:
+        self._uids[uid] = sequence
         self._uids.move_to_end(uid)
         while len(self._uids) > self._remembered:
             self._uids.popitem(last=False)
 
-    def discard(self, uid: str) -> None:
-        self._uids.pop(uid, None)
+    def discard(self, uid: str) -> int | None:
+        """Back in the watch: no longer departed; the sequence remembered for it, if any."""
+        return self._uids.pop(uid, None)
 
     def __contains__(self, uid: object) -> bool:
         return uid in self._uids
@@ -67,12 +69,17 @@ def watch_departures(registry: kopf.OperatorRegistry, departures: Departures) ->
     """Record each Incident's DELETED event. kopf runs event handlers before it re-checks the
     timers' filters in the same pass, so the timer stops on that very event."""
 
-    async def departed(type: str | None, uid: str | None, **_: Any) -> None:
+    async def departed(type: str | None, uid: str | None, memo: kopf.Memo, **_: Any) -> None:
         if type == "DELETED" and uid:
-            departures.add(uid)
+            departures.add(uid, sequence=memo.get("sequence"))
         elif uid:
-            # Back in the watch: un-settled (escalation.py) after it left; its timers may run.
-            departures.discard(uid)
+            # Back in the watch (un-settled by escalation.py, or its settling undone by an
+            # etcd restored from a backup): its timers may run. kopf made it a new memo; the
+            # last write this process made to it carries over, so that a status the store
+            # lost is still noticed (freshness.py) rather than taken as the latest.
+            sequence = departures.discard(uid)
+            if sequence is not None and "sequence" not in memo:
+                memo["sequence"] = sequence
 
     kopf.on.event(API_GROUP, API_VERSION, INCIDENT_PLURAL, id="departures", registry=registry)(
         departed
