@@ -74,18 +74,10 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
 
 def trim() -> bool:
     """Hand free heap pages back to the system now. Whether any were."""
-    libc = _libc()
-    return bool(libc is not None and libc.malloc_trim(0))
+    return _libc() is not None and heap.malloc_trim()
 
 
-def rss_mib() -> float | None:
-    """This process's resident size (None where /proc is not)."""
-    try:
-        with open("/proc/self/statm") as statm:
-            pages = int(statm.read().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+rss_mib = heap.rss_mib
 
 
 def trim_periodically(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
 import sys
 from collections.abc import Iterator
 from functools import cache
@@ -40,6 +41,22 @@ class _MallInfo2(ctypes.Structure):
             "keepcost",
         )
     ]
+
+
+def rss_mib() -> float | None:
+    """This process's resident size (None where /proc is not)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+
+
+def malloc_trim() -> bool:
+    """Hand free heap pages back to the system now (glibc's malloc_trim). Whether any were."""
+    c = libc()
+    return bool(c is not None and hasattr(c, "malloc_trim") and c.malloc_trim(0))
 
 
 @cache

@@ -25,12 +25,6 @@ from mitigator.observability import heap
 ENVIRONMENT = "MITIGATOR_DEBUG_SNAPSHOTS"
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
-        pages = int(statm.read().split()[1])
-    return round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-
-
 def _resident_by_kind() -> dict[str, float]:
     """Resident MiB by kind of mapping: the brk heap, anonymous maps (pymalloc's arenas,
     malloc's other arenas and large blocks, thread stacks), files (code)."""
@@ -76,10 +70,8 @@ def write_allocator_statistics(path: Path, *, mode: str = "w") -> None:
 def take(directory: Path, number: int) -> dict[str, object]:
     """One snapshot now (collected and trimmed first); its summary."""
     gc.collect()
-    libc = heap.libc()
-    rss_before_trim = _rss_mib()
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
+    rss_before_trim = heap.rss_mib()
+    heap.malloc_trim()
     if tracemalloc.is_tracing():
         tracemalloc.take_snapshot().dump(str(directory / f"{number}.snap"))
     write_allocator_statistics(directory / f"{number}.mallocstats")
@@ -88,7 +80,7 @@ def take(directory: Path, number: int) -> dict[str, object]:
         "n": number,
         "at": time.time(),
         "rss_mib_before_trim": rss_before_trim,
-        "rss_mib": _rss_mib(),
+        "rss_mib": heap.rss_mib(),
         "traced_mib": round(current / 2**20, 1),
         "traced_peak_mib": round(peak / 2**20, 1),
         "malloc_in_use_mib": round((heap.malloc_in_use_bytes() or 0) / 2**20, 1),
