@@ -11,12 +11,12 @@ from mitigator.actions.builders import build_isolate, isolation_name, isolation_
 from mitigator.actions.change import Change
 from mitigator.actions.evidence import (
     MAX_BYTES,
-    PodLog,
     build_config_map,
     destroys_pods,
     evidence_name,
 )
 from mitigator.models import ActionType, RestartAction
+from mitigator.models.evidence import PodLog
 from mitigator.models.execution import ActionRequest
 
 

@@ -9,50 +9,31 @@ import contextlib
 import copy
 import json
 import re
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 from mitigator import API_GROUP, API_VERSION
 from mitigator.actions.change import Change
-from mitigator.k8s import AlreadyExists, ApiError, KubeClient, NotFound
+from mitigator.k8s import AlreadyExists, KubeClient
 from mitigator.models import ActionType, JsonObject, format_timestamp
-from mitigator.models.evidence import TargetRead
+from mitigator.models.actions import POD_REPLACING_ACTIONS
+from mitigator.models.evidence import PodLog, TargetRead
 from mitigator.models.execution import ActionRequest
 
-LOG_LINES = 100  # per container
-EVENTS_PER_OBJECT = 20
 # Well below a ConfigMap's 1 MiB: the spec and Events first, logs in the room that is left.
 MAX_BYTES = 512 * 1024
 MAX_BYTES_PER_LOG = 32 * 1024
 EVIDENCE_LABEL = f"{API_GROUP}/evidence-of"
-# Reads of Events and logs in flight at once during one capture.
-READERS = 4
-
-
-@dataclass(frozen=True)
-class PodLog:
-    pod: str
-    container: str
-    text: str  # or why it could not be read
-
-
-# The steps that replace pods (rollback, restart) or remove them (maintenance scales to 0), and
-# isolate (the guide's security runbook: preserve evidence, then isolate).
-_REPLACING = frozenset(
-    {ActionType.ROLLBACK, ActionType.RESTART, ActionType.MAINTENANCE, ActionType.ISOLATE}
-)
 
 
 def always_destroys_pods(action_type: ActionType) -> bool:
     """Whether the step replaces or removes pods whatever its change turns out to be: its
     evidence can be read while the change is built."""
-    return action_type in _REPLACING
+    return action_type in POD_REPLACING_ACTIONS
 
 
 def destroys_pods(action_type: ActionType, change: Change) -> bool:
     """Whether the step replaces or removes pods: then their evidence is kept first. A scale
     down removes some (a scale up, or a floor raised on an autoscaler, removes none)."""
-    if action_type in _REPLACING:
+    if action_type in POD_REPLACING_ACTIONS:
         return True
     if action_type is ActionType.SCALE and "replicas" in change.after:
         return int(change.after["replicas"]) < int(change.before.get("replicas", 0))
@@ -163,67 +144,43 @@ def build_config_map(
 
 class Capture:
     """An evidence capture in flight: the Events of the Deployment and of its pods, and the
-    pods' logs, read side by side in the background from the moment it starts (the step's
-    own reads, e.g. a rollback's ReplicaSets, go on meanwhile); `keep` waits for them and
-    saves the ConfigMap. The pods are those the tick listed (for classification) if it did.
-    Raises (ApiError, NotFound) at the start if the pods cannot be listed."""
+    pods' logs, read in the background (k8s/evidence_reads.py) from the moment the first tick
+    asked for them (`TargetRead.prefetch_evidence`), or from now; the step's own reads (a
+    rollback's ReplicaSets) go on meanwhile. `keep` waits for them and saves the ConfigMap.
+    The pods are those the tick listed (for classification) if it did."""
 
     def __init__(self, kube: KubeClient, request: ActionRequest, read: TargetRead) -> None:
         self._kube, self._request, self._read = kube, request, read
-        deployment = read.deployment
-        self._namespace = namespace = deployment["metadata"]["namespace"]
-        pods = self._pods = read.pods
-        objects = [("Deployment", deployment["metadata"]["name"])] + [
-            ("Pod", pod["metadata"]["name"]) for pod in pods
-        ]
-        containers = [
-            (pod["metadata"]["name"], container["name"])
-            for pod in pods
-            for container in (pod.get("spec") or {}).get("containers") or []
-        ]
-
-        def events_of(kind_and_name: tuple[str, str]) -> list[JsonObject]:
-            kind, object_name = kind_and_name
-            return kube.events_of(namespace, kind=kind, name=object_name)[-EVENTS_PER_OBJECT:]
-
-        self._readers = ThreadPoolExecutor(max_workers=READERS, thread_name_prefix="evidence")
-        self._events = [self._readers.submit(events_of, each) for each in objects]
-        self._logs = [self._readers.submit(self._log_of, each) for each in containers]
-
-    def _log_of(self, pod_and_container: tuple[str, str]) -> PodLog:
-        pod_name, container = pod_and_container
-        try:
-            text = self._kube.pod_log(
-                self._namespace, pod_name, container=container, tail_lines=LOG_LINES
-            )
-        except (ApiError, NotFound) as exc:
-            # A pod without logs (not started, node gone) is evidence too: say so.
-            text = f"[logs unavailable: {exc}]\n"
-        return PodLog(pod_name, container, text)
+        self._reads = read.evidence()
 
     def keep(self) -> str:
         """Save the evidence (once its reads are in); its ConfigMap's name. A capture already
         made (an earlier run that stopped before its write) is kept, not replaced: it saw
-        the pods before the change."""
-        try:
-            events = [event for listed in self._events for event in listed.result()]
-            logs = [log.result() for log in self._logs]
-        finally:
-            self.drop()
+        the pods before the change. Raises (ApiError, NotFound) if the pods could not be
+        listed."""
+        events: list[JsonObject] = []
+        logs: list[PodLog] = []
+        if self._reads is not None:
+            try:
+                events, logs = self._reads.result()
+            finally:
+                self.drop()
+        deployment = self._read.deployment
         body = build_config_map(
             self._request,
-            deployment=self._read.deployment,
-            pods=self._pods,
+            deployment=deployment,
+            pods=self._read.pods,
             logs=logs,
             events=events,
         )
         with contextlib.suppress(AlreadyExists):
-            self._kube.create_config_map(self._namespace, body)
+            self._kube.create_config_map(str(deployment["metadata"]["namespace"]), body)
         return str(body["metadata"]["name"])
 
     def drop(self) -> None:
         """Not needed after all (the step was refused): let the reads in flight finish."""
-        self._readers.shutdown(wait=False, cancel_futures=True)
+        if self._reads is not None:
+            self._reads.drop()
 
 
 def capture(kube: KubeClient, request: ActionRequest, read: TargetRead) -> str:

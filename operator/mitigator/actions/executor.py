@@ -117,17 +117,18 @@ class ActionExecutor:
             return ActionOutcome(ActionState.REFUSED, refusal)
         # The evidence's reads start before the change is built (a rollback's ReplicaSets
         # are listed meanwhile); it is still saved before the write that destroys it.
+        # (A first tick may have started them before it classified: TargetRead.prefetch_*.)
         pending, note = None, ""
         if always_destroys_pods(request.action_type):
-            pending, note = self._start_capture(request, read)
+            pending = Capture(self.kube, request, read)
         try:
             change = self._change(request.action, read, request)
         except BaseException:
             if pending is not None:
                 pending.drop()
             raise
-        if pending is None and not note and destroys_pods(request.action_type, change):
-            pending, note = self._start_capture(request, read)
+        if pending is None and destroys_pods(request.action_type, change):
+            pending = Capture(self.kube, request, read)
         evidence = None
         if pending is not None:
             try:
@@ -143,14 +144,6 @@ class ActionExecutor:
             after=change.after,
             evidence=evidence,
         )
-
-    def _start_capture(
-        self, request: ActionRequest, read: TargetRead
-    ) -> tuple[Capture | None, str]:
-        try:
-            return Capture(self.kube, request, read), ""
-        except (ApiError, NotFound) as exc:
-            return None, _not_kept(exc)
 
     # One builder per action model, each given what it must read besides the Deployment.
 

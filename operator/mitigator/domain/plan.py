@@ -73,6 +73,19 @@ def select_rule(
     return None
 
 
+def first_step_types(incident: IncidentSpec, policy: PolicySpec | None) -> frozenset[ActionType]:
+    """The types the first step of any ladder this incident may get could have (its own
+    spec.actions, else any rule's), before its severity is known: what a first tick may
+    read ahead for. Empty for a dry run (nothing is written, so nothing is read for it)."""
+    if incident.dry_run or (policy is not None and policy.guardrails.dry_run):
+        return frozenset()
+    if incident.actions is not None:
+        ladders = [incident.actions]
+    else:
+        ladders = [rule.actions for rule in policy.rules] if policy is not None else []
+    return frozenset(ladder[0].action_type for ladder in ladders if ladder)
+
+
 def incident_alertname(incident: IncidentSpec) -> str | None:
     """The alert name rules match on: the source's, else its `alertname` label."""
     return incident.source.alertname or incident.source.labels.get("alertname")

@@ -18,6 +18,7 @@ from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL, POLICY_PLURAL
 from mitigator.k8s import login
 from mitigator.k8s.calls import CustomResource, call, items, selector_of
 from mitigator.k8s.errors import NotFound, translate, translate_tested_write, translate_write
+from mitigator.k8s.evidence_reads import EvidenceReads
 from mitigator.k8s.transport import (
     JSON_PATCH,
     MERGE_PATCH,
@@ -39,6 +40,9 @@ DEFAULT_POOL_SIZE = 5 * (os.cpu_count() or 1)
 # Listings started ahead of need (`TargetRead.prefetch_pods`) in flight at once; each is one
 # request that waits on nothing else, so a full pool only queues them, never deadlocks.
 BACKGROUND_READERS = 16
+# The evidence's reads (Events, logs: evidence_reads.py) in flight at once, for every capture
+# together; apart from the listings above, which they follow.
+EVIDENCE_READERS = 16
 
 
 class KubeClient:
@@ -49,6 +53,9 @@ class KubeClient:
         # Threads start on the first prefetch only (a client that never prefetches has none).
         self._background = ThreadPoolExecutor(
             max_workers=BACKGROUND_READERS, thread_name_prefix="kube-read"
+        )
+        self._evidence_readers = ThreadPoolExecutor(
+            max_workers=EVIDENCE_READERS, thread_name_prefix="evidence"
         )
 
     @classmethod
@@ -115,12 +122,22 @@ class KubeClient:
         ]
 
     def target_read(self, deployment: JsonObject) -> TargetRead:
-        """The Deployment as read, with its ReplicaSets and pods listed on demand, once."""
+        """The Deployment as read, with its ReplicaSets and pods listed on demand, once, and
+        its evidence read when a step asks (evidence_reads.py)."""
         return TargetRead(
             deployment,
             list_replica_sets=partial(self.replica_sets_of, deployment),
             list_pods=partial(self.pods_of, deployment),
             background=self._background.submit,
+            start_evidence=self._start_evidence,
+        )
+
+    def _start_evidence(self, read: TargetRead) -> EvidenceReads:
+        return EvidenceReads(
+            read,
+            submit=self._evidence_readers.submit,
+            events_of=self.events_of,
+            pod_log=self.pod_log,
         )
 
     def read_pod(self, namespace: str, name: str) -> JsonObject:

@@ -171,6 +171,13 @@ AnyAction = (
     RollbackAction | ScaleAction | RestartAction | SetEnvAction | MaintenanceAction | IsolateAction
 )
 
+# The steps that replace pods (rollback, restart) or remove them (maintenance scales to 0), and
+# isolate (the guide's security runbook: preserve evidence, then isolate): their evidence is
+# kept before they are written (actions/evidence.py).
+POD_REPLACING_ACTIONS = frozenset(
+    {ActionType.ROLLBACK, ActionType.RESTART, ActionType.MAINTENANCE, ActionType.ISOLATE}
+)
+
 # The model of each action type, and the step's field that holds it.
 ACTION_MODEL_OF_TYPE: dict[ActionType, type[AnyAction]] = {
     ActionType.ROLLBACK: RollbackAction,

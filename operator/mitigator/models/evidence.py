@@ -63,12 +63,33 @@ Listing = Callable[[], list[JsonObject]]
 Background = Callable[[Listing], "Future[list[JsonObject]]"]
 
 
+@dataclass(frozen=True)
+class PodLog:
+    pod: str
+    container: str
+    text: str  # or why it could not be read
+
+
+class EvidenceReading(Protocol):
+    """The evidence's reads (the Events of the Deployment and of its pods, the pods' logs) in
+    flight: `result` waits for them (and raises the first error that stops them), `drop`
+    gives them up."""
+
+    def result(self) -> tuple[list[JsonObject], list[PodLog]]: ...
+
+    def drop(self) -> None: ...
+
+
+# Starts the evidence's reads of a TargetRead (its Deployment, its pods as listed).
+StartEvidence = Callable[["TargetRead"], EvidenceReading]
+
+
 class TargetRead:
     """The target's objects as one tick read them: the Deployment, and its ReplicaSets and
-    pods, each listed at most once and only when something asks for them (the pods, with
-    `prefetch_pods`, started early beside other reads). The executor acts on this read rather
-    than reading again: its write tests what was read, so a read that is no longer current
-    fails the write instead of deciding it."""
+    pods, each listed at most once and only when something asks for them (or started early,
+    in the background, beside other reads: `prefetch_*`). The executor acts on this read
+    rather than reading again: its write tests what was read, so a read that is no longer
+    current fails the write instead of deciding it."""
 
     def __init__(
         self,
@@ -77,14 +98,18 @@ class TargetRead:
         list_replica_sets: Listing,
         list_pods: Listing,
         background: Background | None = None,
+        start_evidence: StartEvidence | None = None,
     ) -> None:
         self.deployment = deployment
         self._list_replica_sets = list_replica_sets
         self._list_pods = list_pods
         self._background = background
+        self._start_evidence = start_evidence
         self._replica_sets: list[JsonObject] | None = None
+        self._replica_sets_listing: Future[list[JsonObject]] | None = None
         self._pods: list[JsonObject] | None = None
         self._pods_listing: Future[list[JsonObject]] | None = None
+        self._evidence: EvidenceReading | None = None
         self._written = False
 
     @property
@@ -101,7 +126,10 @@ class TargetRead:
     @property
     def replica_sets(self) -> list[JsonObject]:
         if self._replica_sets is None:
-            self._replica_sets = self._list_replica_sets()
+            listing, self._replica_sets_listing = self._replica_sets_listing, None
+            self._replica_sets = (
+                listing.result() if listing is not None else self._list_replica_sets()
+            )
         return self._replica_sets
 
     @property
@@ -117,6 +145,48 @@ class TargetRead:
         Without a background here, nothing: `pods` lists them when asked."""
         if self._pods is None and self._pods_listing is None and self._background is not None:
             self._pods_listing = self._background(self._list_pods)
+
+    def prefetch_replica_sets(self) -> None:
+        """As `prefetch_pods`, for the ReplicaSets (a rollback's revisions)."""
+        if (
+            self._replica_sets is None
+            and self._replica_sets_listing is None
+            and self._background is not None
+        ):
+            self._replica_sets_listing = self._background(self._list_replica_sets)
+
+    def pods_listing(self) -> Future[list[JsonObject]]:
+        """The pods as a Future: already listed, in flight, or started now (listed here and
+        now without a background), so that reads about each pod can follow the listing
+        without a thread waiting on it."""
+        if self._pods is not None:
+            done: Future[list[JsonObject]] = Future()
+            done.set_result(self._pods)
+            return done
+        self.prefetch_pods()
+        if self._pods_listing is not None:
+            return self._pods_listing
+        listed: Future[list[JsonObject]] = Future()
+        try:
+            listed.set_result(self.pods)
+        except Exception as exc:  # as a background listing would carry it
+            listed.set_exception(exc)
+        return listed
+
+    def prefetch_evidence(self) -> None:
+        """Start the evidence's reads now (a step that replaces pods may follow), so that
+        they overlap the tick's other reads; `evidence` hands them over. Nothing without a
+        way to read evidence (then `evidence` has nothing either)."""
+        if self._evidence is None and self._start_evidence is not None:
+            self._evidence = self._start_evidence(self)
+
+    def evidence(self) -> EvidenceReading | None:
+        """The evidence's reads of this read: those prefetched (handed over once), else
+        started now; None when this read has no way to read evidence."""
+        started, self._evidence = self._evidence, None
+        if started is None and self._start_evidence is not None:
+            started = self._start_evidence(self)
+        return started
 
 
 class TargetDetail(Protocol):
@@ -163,6 +233,18 @@ class TargetSnapshot:
         """Start listing the pods that `pod_health` will read, beside the tick's next reads."""
         if self.detail is not None:
             self.detail.read.prefetch_pods()
+
+    def prefetch_for_steps(self, *, replica_sets: bool, evidence: bool) -> None:
+        """Start, beside the tick's next reads, what a step that may follow reads: the
+        ReplicaSets (a rollback's revisions), the evidence (a step that replaces pods)."""
+        if self.detail is None:
+            return
+        read = self.detail.read
+        if evidence:
+            read.prefetch_pods()  # first: the reads about each pod follow it
+            read.prefetch_evidence()
+        if replica_sets:
+            read.prefetch_replica_sets()
 
     def rollout_at(self) -> datetime | None:
         """When the target last rolled out: lists its ReplicaSets, once per snapshot."""

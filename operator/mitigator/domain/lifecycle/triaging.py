@@ -5,19 +5,22 @@ from __future__ import annotations
 
 from mitigator import failpoints
 from mitigator.domain.classify import classify, effective_severity, severity_hint_from_labels
-from mitigator.domain.guardrails import target_wait
+from mitigator.domain.guardrails import check_approval, target_wait
 from mitigator.domain.lifecycle.mitigating import mitigate
 from mitigator.domain.lifecycle.tick import Tick
-from mitigator.domain.plan import Plan, incident_alertname, plan_steps
+from mitigator.domain.plan import Plan, first_step_types, incident_alertname, plan_steps
 from mitigator.models import (
     ActionRecord,
     ActionState,
+    ActionType,
     Phase,
+    PolicySpec,
     SeverityThresholds,
     TimelineEvent,
     format_duration,
     format_timestamp,
 )
+from mitigator.models.actions import POD_REPLACING_ACTIONS
 
 
 def triage(tick: Tick) -> None:
@@ -36,6 +39,10 @@ def triage(tick: Tick) -> None:
     chosen = tick.policy()
     policy = chosen.spec
     thresholds = policy.severity_thresholds if policy else SeverityThresholds()
+    # The last rollout costs a LIST of the target's ReplicaSets: read only if a rule asks.
+    rules = policy.rules if policy else []
+    asks = any(rule.when.recent_rollout_within is not None for rule in rules)
+    _read_ahead(tick, policy, replica_sets=asks)
     evidence = tick.evidence(policy, pod_level=True)  # crash loops and OOM kills count here
     classification = classify(evidence, thresholds=thresholds, now=tick.now)
     severity = effective_severity(
@@ -58,8 +65,6 @@ def triage(tick: Tick) -> None:
     if refusal:
         tick.refuse(refusal)
         return
-    # The target's last rollout costs a LIST of its ReplicaSets: read only if a rule asks.
-    asks = any(rule.when.recent_rollout_within is not None for rule in policy.rules)
     rolled_out_at = target.rollout_at() if asks else None
     last_rollout_age = tick.now - rolled_out_at if rolled_out_at else None
     plan = plan_steps(spec, policy, severity=severity, last_rollout_age=last_rollout_age)
@@ -78,6 +83,30 @@ def triage(tick: Tick) -> None:
     # is then (see mitigating): a decision taken here would rest on a read already old.
     draft.enter(Phase.MITIGATING, "applying the plan")
     mitigate(tick)
+
+
+def _read_ahead(tick: Tick, policy: PolicySpec | None, *, replica_sets: bool) -> None:
+    """Start, beside the classification's reads, what the first step may read: a rollback's
+    ReplicaSets, and the evidence of a step that replaces pods. A first tick that acts then
+    waits for the longest of them, not for their sum; one that does not act has read them for
+    nothing, once. Nothing for a step that cannot be written this tick (a dry run, a step
+    that needs approval, a protected namespace)."""
+    if policy is None or tick.protected_refusal(policy) is not None:
+        return
+    first = {
+        action_type
+        for action_type in first_step_types(tick.spec, policy)
+        if check_approval(
+            action_type,
+            require_approval_for=policy.guardrails.require_approval_for,
+            approved=tick.spec.approved,
+        )
+        is None
+    }
+    tick.target().prefetch_for_steps(
+        replica_sets=replica_sets or ActionType.ROLLBACK in first,
+        evidence=bool(first & POD_REPLACING_ACTIONS),
+    )
 
 
 def _wait_for_target(tick: Tick) -> None:
