@@ -13,6 +13,7 @@ import kopf
 
 from mitigator import API_GROUP
 from mitigator.handlers import allocator
+from mitigator.handlers.first_ticks_first import FirstTicksFirst, untriaged_incident_tick
 from mitigator.handlers.idle_bodies import release_idle_bodies
 from mitigator.handlers.leadership import AlwaysActing, LeaderElector, Leadership
 from mitigator.handlers.lean_watch import lean_watch
@@ -35,6 +36,10 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     )
     settings.persistence.finalizer = f"{API_GROUP}/finalizer"
     # Sync handlers run in this pool; its size bounds how many incidents progress at once.
+    # A new Incident's first ticks are taken before the others' (first_ticks_first.py).
+    settings.execution.executor = FirstTicksFirst(
+        config.max_workers, urgent=untriaged_incident_tick, thread_name_prefix="handler"
+    )
     settings.execution.max_workers = config.max_workers
     settings.posting.level = logging.INFO
     # Events say who wrote them: `kubectl describe` shows "mitigator", not kopf's default.
