@@ -12,6 +12,7 @@ import pytest
 
 from mitigator.models import ActionState, Phase
 from mitigator.models.evidence import (
+    Contender,
     MetricSample,
     PodHealth,
     PodLog,
@@ -220,3 +221,23 @@ def test_a_snapshot_without_detail_has_nothing_to_prefetch() -> None:
     snapshot = TargetSnapshot(exists=True, pods=PodHealth(desired=1, ready=1))
     snapshot.prefetch_pod_health()
     assert snapshot.pod_health() == PodHealth(desired=1, ready=1)
+
+
+def test_a_target_another_incident_is_mitigating_reads_nothing_ahead() -> None:
+    rules = [{"name": "any", "actions": [{"rollback": {}}]}]
+    world = with_policy(OrderedWorld(error_rate=0.2), policy(rules=rules))
+    assert isinstance(world, OrderedWorld)
+    world.contenders = [
+        Contender(
+            uid="other",
+            name="first",
+            detected_at=None,
+            holds_claim=True,
+            waiting=False,
+            target="luminamind",
+        )
+    ]
+    status = Driver(world, incident()).tick()
+    assert "is mitigating Deployment luminamind" in (status.message or "")  # attached to it
+    assert "evidence reads started" not in world.sequence
+    assert "replica_sets listing started" not in world.sequence

@@ -90,8 +90,13 @@ def _read_ahead(tick: Tick, policy: PolicySpec | None, *, replica_sets: bool) ->
     ReplicaSets, and the evidence of a step that replaces pods. A first tick that acts then
     waits for the longest of them, not for their sum; one that does not act has read them for
     nothing, once. Nothing for a step that cannot be written this tick (a dry run, a step
-    that needs approval, a protected namespace)."""
+    that needs approval, a protected namespace, a target another Incident is mitigating: a
+    storm of duplicates reads nothing ahead). An Incident that then waits for a slot has read
+    them once for nothing (the slot is asked for only when the step goes ahead)."""
     if policy is None or tick.protected_refusal(policy) is not None:
+        return
+    view = tick.view
+    if tick.world.mitigator_of(view.namespace, tick.spec.target.name, me=view.uid) is not None:
         return
     first = {
         action_type
