@@ -54,6 +54,42 @@ def summary(seconds: list[float]) -> dict[str, Any]:
     }
 
 
+def histogram_quantiles(
+    metrics_text: str, name: str, *, label: str, quantiles: Iterable[float] = (50, 95)
+) -> dict[str, dict[str, float | int | None]]:
+    """Per value of `label`, the count and the quantiles (ms) of histogram `name` in a
+    /metrics text, interpolated in the buckets as Prometheus's histogram_quantile does."""
+    buckets: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket":
+                upper = float(sample.labels["le"])
+                buckets.setdefault(sample.labels[label], []).append((upper, sample.value))
+    found: dict[str, dict[str, float | int | None]] = {}
+    for value, cumulative in buckets.items():
+        cumulative.sort()
+        total = cumulative[-1][1] if cumulative else 0.0
+        figures: dict[str, float | int | None] = {"count": int(total)}
+        for q in quantiles:
+            figures[f"p{q:g}_ms"] = _bucket_quantile(cumulative, total * q / 100)
+        found[value] = figures
+    return found
+
+
+def _bucket_quantile(cumulative: list[tuple[float, float]], rank: float) -> float | None:
+    lower_bound, lower_count = 0.0, 0.0
+    for upper, count in cumulative:
+        if count >= rank and count > 0:
+            if upper == float("inf"):
+                return round(lower_bound * 1000, 1)  # beyond the last bound: its bound
+            share = (rank - lower_count) / max(count - lower_count, 1e-9)
+            return round((lower_bound + (upper - lower_bound) * share) * 1000, 1)
+        lower_bound, lower_count = upper, count
+    return None
+
+
 def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

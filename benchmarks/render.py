@@ -220,6 +220,22 @@ class Report:
                 f"{req['writes']}/{req['lists']}/{req['gets']} | {_load_note(e)} |"
             )
         self.lines("")
+        waits = [e for e in entries if e.get("handler_queue_wait")]
+        if waits:
+            self.lines(
+                "Time queued work waited for one of the operator's 32 handler threads during "
+                "the burst (its `mitigator_handler_queue_wait_seconds`, read when the last "
+                "Incident had been acted on): a new Incident's first tick goes before the "
+                "others' re-checks (`handlers/first_ticks_first.py`). p50 / p95 (count):",
+                "",
+            )
+            for e in waits:
+                parts = [
+                    f"{work.replace('_', ' ')} {w['p50_ms']} / {w['p95_ms']} ms ({w['count']})"
+                    for work, w in sorted(e["handler_queue_wait"].items())
+                ]
+                self.lines(f"- N = {e['incidents']}: {'; '.join(parts)}")
+            self.lines("")
         biggest = max(entries, key=lambda e: e["incidents"])
         n = biggest["incidents"]
         errors = sum(v for k, v in biggest["phases"].items() if k in ("Failed", "Escalated"))

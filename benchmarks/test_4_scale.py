@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+import urllib.request
 from collections import Counter
 
 import pytest
@@ -34,6 +35,7 @@ from benchmarks.harness import (
     create_deployments,
     create_incident,
     create_policy,
+    histogram_quantiles,
     in_parallel,
     incident,
     pct,
@@ -45,8 +47,17 @@ from benchmarks.harness import (
     verb_totals,
     wait_phases,
 )
+from localkube.processes import free_port
 from localkube.testing import ClusterAccess
 from mitigator.handlers.allocator import FIRST_TRIM, TRIM, TRIM_EVERY_SECONDS
+
+HANDLER_QUEUE_WAIT = "mitigator_handler_queue_wait_seconds"
+
+
+def _metrics_text(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
 
 pytestmark = pytest.mark.cluster
 
@@ -72,7 +83,8 @@ def test_concurrent_incidents(
         cluster_api, namespace, ["warm", *names], replicas=0, labels={"bench": "scale"}, wait=60
     )
     setup_s = time.monotonic() - started
-    operator = start_operator(namespace)
+    metrics_port = free_port()
+    operator = start_operator(namespace, MITIGATOR_METRICS_PORT=str(metrics_port))
     with DeploymentWatch(cluster, namespace) as watch:
         watch.wait_seen(["warm", *names], timeout=120)
         before = watch.generation("warm")
@@ -107,6 +119,11 @@ def test_concurrent_incidents(
                 )
                 for name in names
             }
+            # How long work waited for a handler thread during the burst, first ticks apart
+            # (handlers/first_ticks_first.py).
+            queue_wait = histogram_quantiles(
+                _metrics_text(metrics_port), HANDLER_QUEUE_WAIT, label="work"
+            )
             # Not all resolved in time is reported below as the phases reached.
             with contextlib.suppress(TimeoutError):
                 wait_phases(cluster_api, namespace, names, timeout=RESOLVE_WITHIN)
@@ -144,5 +161,6 @@ def test_concurrent_incidents(
         rss_after_mib=after,
         requests_per_incident=verb_totals(per_incident),
         requests_per_incident_by_resource=per_incident,
+        handler_queue_wait=queue_wait,
     )
     assert len(times) == size, f"{size - len(times)} targets not acted on"

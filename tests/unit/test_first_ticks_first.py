@@ -123,3 +123,20 @@ def test_a_new_incidents_tick_is_urgent_as_kopf_queues_it(
     resource: kopf.Resource, status: dict[str, Any], urgent: bool
 ) -> None:
     assert _queued_as_kopf_queues_it(resource, status) is urgent
+
+
+def test_each_work_says_how_long_it_waited_and_whether_it_went_first() -> None:
+    told: list[tuple[bool, float]] = []
+
+    def waited(*, first_tick: bool, seconds: float) -> None:
+        told.append((first_tick, seconds))
+
+    pool = FirstTicksFirst(1, urgent=lambda fn: fn is max, waited=waited)
+    release = _hold(pool)
+    queued = [pool.submit(min, [1, 2]), pool.submit(max, [1, 2])]
+    release.set()
+    assert [future.result(timeout=10) for future in queued] == [1, 2]
+    pool.shutdown()
+    # The holder, then the urgent one (queued second, taken first), then the other.
+    assert [first for first, _ in told] == [False, True, False]
+    assert all(seconds >= 0 for _, seconds in told)

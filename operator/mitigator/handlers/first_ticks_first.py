@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -28,17 +29,25 @@ from mitigator.models import Phase
 FAIR_SHARE = 4
 
 Urgency = Callable[[Any], bool]
+# Told, as each queued work starts, whether it was urgent and how long it waited.
+Waited = Callable[..., None]
+
+
+def _not_told(*, first_tick: bool, seconds: float) -> None:
+    pass
 
 
 class _TwoQueues:
     """What ThreadPoolExecutor's workers read their work from (put, get, get_nowait), in two
     queues; None (a worker's cue to exit) only once both are empty."""
 
-    def __init__(self, urgent: Urgency, *, fair_share: int) -> None:
+    def __init__(self, urgent: Urgency, *, fair_share: int, waited: Waited) -> None:
         self._is_urgent = urgent
         self._fair_share = fair_share
-        self._urgent: deque[Any] = deque()
-        self._rest: deque[Any] = deque()
+        self._waited = waited
+        # (work, when queued)
+        self._urgent: deque[tuple[Any, float]] = deque()
+        self._rest: deque[tuple[Any, float]] = deque()
         self._exits = 0
         self._urgent_in_a_row = 0
         self._ready = threading.Condition(threading.Lock())
@@ -48,9 +57,9 @@ class _TwoQueues:
             if item is None:
                 self._exits += 1
             elif self._urgent_work(item):
-                self._urgent.append(item)
+                self._urgent.append((item, time.monotonic()))
             else:
-                self._rest.append(item)
+                self._rest.append((item, time.monotonic()))
             self._ready.notify()
 
     def put_nowait(self, item: Any) -> None:
@@ -61,7 +70,12 @@ class _TwoQueues:
             while not (self._urgent or self._rest or self._exits):
                 if not block or not self._ready.wait(timeout):
                     raise queue.Empty
-            return self._next()
+            urgent, taken = self._next()
+        if taken is None:
+            return None
+        item, queued_at = taken
+        self._waited(first_tick=urgent, seconds=time.monotonic() - queued_at)
+        return item
 
     def get_nowait(self) -> Any:
         return self.get(block=False)
@@ -73,16 +87,16 @@ class _TwoQueues:
     def empty(self) -> bool:
         return self.qsize() == 0
 
-    def _next(self) -> Any:
+    def _next(self) -> tuple[bool, tuple[Any, float] | None]:
         fair_turn = self._urgent_in_a_row >= self._fair_share - 1
         if self._urgent and not (fair_turn and self._rest):
             self._urgent_in_a_row += 1
-            return self._urgent.popleft()
+            return True, self._urgent.popleft()
         self._urgent_in_a_row = 0
         if self._rest:
-            return self._rest.popleft()
+            return False, self._rest.popleft()
         self._exits -= 1
-        return None
+        return False, None
 
     def _urgent_work(self, item: Any) -> bool:
         try:
@@ -92,7 +106,8 @@ class _TwoQueues:
 
 
 class FirstTicksFirst(ThreadPoolExecutor):
-    """A ThreadPoolExecutor whose queued work `urgent` says yes to goes first (see above)."""
+    """A ThreadPoolExecutor whose queued work `urgent` says yes to goes first (see above);
+    `waited` is told how long each work waited for a thread."""
 
     def __init__(
         self,
@@ -100,11 +115,14 @@ class FirstTicksFirst(ThreadPoolExecutor):
         *,
         urgent: Urgency,
         fair_share: int = FAIR_SHARE,
+        waited: Waited = _not_told,
         thread_name_prefix: str = "",
     ) -> None:
         super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
         # Replaced before any worker starts: each worker is given the queue when it starts.
-        self._work_queue = _TwoQueues(urgent, fair_share=fair_share)  # type: ignore[assignment]
+        self._work_queue = _TwoQueues(  # type: ignore[assignment]
+            urgent, fair_share=fair_share, waited=waited
+        )
 
 
 def handler_kwargs(fn: Any) -> Mapping[str, Any]:

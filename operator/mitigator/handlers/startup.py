@@ -38,7 +38,10 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     # Sync handlers run in this pool; its size bounds how many incidents progress at once.
     # A new Incident's first ticks are taken before the others' (first_ticks_first.py).
     settings.execution.executor = FirstTicksFirst(
-        config.max_workers, urgent=untriaged_incident_tick, thread_name_prefix="handler"
+        config.max_workers,
+        urgent=untriaged_incident_tick,
+        waited=metrics.observe_handler_wait,
+        thread_name_prefix="handler",
     )
     settings.execution.max_workers = config.max_workers
     settings.posting.level = logging.INFO

@@ -142,6 +142,19 @@ TICK_DURATION = Histogram(
     buckets=_TICK_BUCKETS,
     registry=REGISTRY,
 )
+# Queued work the handler threads had no room for yet: a new Incident's first tick, or any
+# other (handlers/first_ticks_first.py).
+HANDLER_QUEUE_WAIT = Histogram(
+    "mitigator_handler_queue_wait_seconds",
+    "Time a handler waited for a free handler thread, by kind of work",
+    ["work"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+
+
+def observe_handler_wait(*, first_tick: bool, seconds: float) -> None:
+    HANDLER_QUEUE_WAIT.labels(work="first_tick" if first_tick else "other").observe(seconds)
 
 
 def set_leader(leading: bool) -> None:
