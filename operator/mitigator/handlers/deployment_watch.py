@@ -91,6 +91,7 @@ class DeploymentWatch:
                     version = self._list(scope)
                     backoff = FIRST_BACKOFF
                 version = self._watch(scope, version)
+                backoff = FIRST_BACKOFF  # the server ended it: nothing was wrong
             except Expired as exc:
                 log.info("Deployments of %s: %s; listing again", _named(scope), exc)
                 version = None
