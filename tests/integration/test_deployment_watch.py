@@ -8,6 +8,7 @@ tests/unit/test_deployment_watch.py.)"""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
@@ -33,8 +34,12 @@ def _app(cache: DeploymentCache, namespace: str, name: str) -> str | None:
 
 
 def test_a_watch_resumed_from_an_old_version_loses_no_deployment(
-    cluster: ClusterAccess, api_client: client.ApiClient, namespace: str
+    cluster: ClusterAccess,
+    api_client: client.ApiClient,
+    namespace: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="mitigator.deployments")
     apps = client.AppsV1Api(api_client)
     for i in range(5):
         apps.create_namespaced_deployment(
@@ -49,16 +54,20 @@ def test_a_watch_resumed_from_an_old_version_loses_no_deployment(
         moved=lambda ns, name: moved.append((ns, name)),
         listed=lambda namespaces, first: listed.append((namespaces, first)),
         page_size=2,  # three pages: the continue token is followed
+        timeout_seconds=1,  # the server ends each watch at once: each resumes where it was
     )
     watch.start()
     try:
         wait_until(lambda: cache.synced, timeout=30, what="the first listing")
         assert _names(cache, namespace) == {f"d{i}" for i in range(5)}
         assert listed == [({namespace}, True)]
-        # The watch follows a change.
+        # The watch follows a change, after watches the server ended.
+        wait_until(lambda: watch.watches >= 3, timeout=30, what="two watches ended")
         apps.patch_namespaced_deployment("d4", namespace, {"metadata": {"labels": {"team": "b"}}})
         wait_until(lambda: _app(cache, namespace, "d4") == "b", timeout=30, what="d4 relabelled")
         assert (namespace, "d4") in moved
+        # A watch the server ended is no error: no backoff, no warning.
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     finally:
         watch.stop()
     assert not any(t.is_alive() for t in threading.enumerate() if t.name.startswith("deploy"))

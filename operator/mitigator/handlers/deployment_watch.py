@@ -52,6 +52,7 @@ class DeploymentWatch:
         self._streams: dict[Scope, WatchStream] = {}
         self._streams_lock = threading.Lock()
         self.listings = 0  # how many LISTs completed (the first ones and each re-listing)
+        self.watches = 0  # how many WATCHes opened
 
     def start(self, *, resume_from: str | None = None) -> None:
         """One thread per scope. `resume_from`: watch from this resourceVersion first, before
@@ -133,6 +134,7 @@ class DeploymentWatch:
         stream = self.kube.watch_deployment_metadata(
             scope, resource_version=version, timeout_seconds=self._timeout_seconds
         )
+        self.watches += 1
         with self._streams_lock:
             self._streams[scope] = stream
         if self._stopping.is_set():  # stopped while it opened: `stop` did not see it

@@ -7,6 +7,7 @@ whole object here only to be thrown away."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,12 +85,17 @@ class WatchStream:
             yield pending
 
     def close(self) -> None:
-        """End the watch now (a reader blocked in it returns)."""
+        """End the watch now (a reader blocked in it returns). Never raises: a watch the
+        server ended has handed its connection back already, and there is nothing to end."""
         self._closed = True
         shutdown: Any = getattr(self._response, "shutdown", None)
-        if shutdown is not None:  # urllib3 >= 2.3: unblocks a read in another thread
-            shutdown()
-        self._response.close()
+        # urllib3 >= 2.3: unblocks a read in another thread; it refuses (RuntimeError) a
+        # response whose connection went back to the pool.
+        with contextlib.suppress(Exception):
+            if shutdown is not None:
+                shutdown()
+        with contextlib.suppress(Exception):
+            self._response.close()
 
 
 def _watch_error(status: JsonObject, what: str) -> Exception:
