@@ -1,9 +1,12 @@
 """The operator's own Deployment watch (handlers/deployment_watch.py) against the real API
 server: a paged listing, then a watch; and a watch resumed from an old version, as after an
 absence, ends with the namespace's Deployments as they are: none lost, none kept that went
-meanwhile, labels as changed meanwhile. (The server answers such a watch with the history
-since that version while its watch cache still holds it, else 410 Gone, and the watch lists
-again; this local server keeps it, so the 410 path is a unit test,
+meanwhile, labels as changed meanwhile; and a watch the server ends (its timeout, here 1 s)
+resumes without an error. (The server answers a watch from an old version with the history
+since then while its watch cache holds it, else 410 Gone, and the watch lists again. The
+session's server holds it; a restarted API server or a restored etcd does not, and the fault
+tier's operators list again there: tests/faults/test_control_plane_restarts.py and
+test_etcd_restore.py, "listing again" in their logs. The 410 path's loop is a unit test too,
 tests/unit/test_deployment_watch.py.)"""
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The Deployment watch's loop (handlers/deployment_watch.py) when the server answers 410
-Gone: it lists again and the listing replaces the namespace whole. The local API server keeps
-enough history that it never answers 410 on demand (tests/integration/test_deployment_watch.py
-runs the rest against it), so a stand-in serves the two calls the loop makes, as the server
-answers them: pages with a continue token, and a watch that ends in an ERROR 410 event."""
+Gone: it lists again and the listing replaces the namespace whole. The session's API server
+keeps enough history that it does not answer 410 on demand (it does after a restart: the fault
+tier; tests/integration/test_deployment_watch.py runs the rest against it), so a stand-in
+serves the two calls the loop makes, as the server answers them: pages with a continue token,
+and a watch that ends in an ERROR 410 event."""
 
 from __future__ import annotations
 
