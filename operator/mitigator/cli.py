@@ -56,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         register_secret(settings.bridge.token.get_secret_value())
     _memory_debugging()
     registry = kopf.OperatorRegistry()
-    register(registry, settings)
+    register(registry, settings, namespaces=args.namespace or [])
     watch_only(registry, args.namespace or [])
     kopf.run(
         registry=registry,

@@ -517,6 +517,31 @@ def test_policy_status_reports_validity_and_coverage_without_touching_the_spec(
     assert not policy["metadata"].get("finalizers")
 
 
+def test_policy_coverage_follows_label_changes_and_deletions(
+    apps: client.AppsV1Api, resources: Resources, namespace: str
+) -> None:
+    """The operator's own Deployment watch keeps coverage current: a Deployment relabelled
+    into and out of the selector, and one deleted."""
+    apps.create_namespaced_deployment(namespace, deployment_manifest("web", replicas=0))
+    apps.create_namespaced_deployment(namespace, deployment_manifest("api", replicas=0))
+    resources.create(
+        policy_manifest("runbooks", app="web", rules=[{"name": "r", "actions": [{"restart": {}}]}])
+    )
+
+    def covered() -> list[str]:
+        status = resources.policy("runbooks").get("status") or {}
+        assert status.get("coveredCount", 0) == len(status.get("coveredDeployments") or [])
+        return list(status.get("coveredDeployments") or [])
+
+    wait_until(lambda: covered() == ["web"], timeout=30, what="the policy to cover web")
+    apps.patch_namespaced_deployment("api", namespace, {"metadata": {"labels": {"app": "web"}}})
+    wait_until(lambda: covered() == ["api", "web"], timeout=30, what="api relabelled in")
+    apps.delete_namespaced_deployment("web", namespace)
+    wait_until(lambda: covered() == ["api"], timeout=30, what="web deleted")
+    apps.patch_namespaced_deployment("api", namespace, {"metadata": {"labels": {"app": "api"}}})
+    wait_until(lambda: covered() == [], timeout=30, what="api relabelled out")
+
+
 def test_escalation_webhooks_are_sent_recorded_and_retried(
     apps: client.AppsV1Api,
     resources: Resources,

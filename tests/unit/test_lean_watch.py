@@ -1,5 +1,5 @@
 """kopf's watch hands on objects without what no handler reads (handlers/lean_watch.py):
-managedFields everywhere, a Deployment's spec and status; errors and bookmarks untouched."""
+managedFields; errors and bookmarks untouched."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from kopf._cogs.structs import references
 
 from mitigator.handlers.lean_watch import lean_watch
 
-DEPLOYMENTS = references.Resource(group="apps", version="v1", plural="deployments")
 INCIDENTS = references.Resource(
     group="mitigator.luminamind.io", version="v1alpha1", plural="incidents"
 )
@@ -63,18 +62,6 @@ def _through_watch(resource: references.Resource, events: list[Any]) -> list[Any
     return seen
 
 
-def test_a_deployment_keeps_its_metadata_only() -> None:
-    listed, modified = _object("Deployment"), _object("Deployment")
-    seen = _through_watch(
-        DEPLOYMENTS, [{"type": None, "object": listed}, {"type": "MODIFIED", "object": modified}]
-    )
-    for event in seen:
-        assert set(event["object"]) == {"apiVersion", "kind", "metadata"}
-        assert "managedFields" not in event["object"]["metadata"]
-        assert event["object"]["metadata"]["labels"] == {"app": "web"}
-        assert event["object"]["metadata"]["uid"] == "u1"
-
-
 def test_an_incident_keeps_spec_and_status_without_managed_fields() -> None:
     [event] = _through_watch(INCIDENTS, [{"type": "ADDED", "object": _object("Incident")}])
     assert event["object"]["spec"] == {"replicas": 3}
@@ -84,9 +71,9 @@ def test_an_incident_keeps_spec_and_status_without_managed_fields() -> None:
 
 def test_errors_and_bookmarks_pass_as_they_came() -> None:
     gone = {"type": "ERROR", "object": {"kind": "Status", "code": 410, "message": "too old"}}
-    bookmark = {"type": "BOOKMARK", "object": {"kind": "Deployment", "metadata": {"x": 1}}}
+    bookmark = {"type": "BOOKMARK", "object": {"kind": "Incident", "metadata": {"x": 1}}}
     expected = copy.deepcopy([gone, bookmark])
-    assert _through_watch(DEPLOYMENTS, [gone, bookmark]) == expected
+    assert _through_watch(INCIDENTS, [gone, bookmark]) == expected
 
 
 def test_the_operator_installs_it_on_kopf() -> None:

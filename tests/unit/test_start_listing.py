@@ -1,6 +1,5 @@
-"""At a start, listed Deployments and settled Incidents are indexed and do not wait for the
-other objects (handlers/start_listing.py), through kopf's own event processing: the others
-wait as before, and a listed Deployment's handlers wait for the start to be over."""
+"""At a start, listed settled Incidents are indexed and do not wait for the other objects
+(handlers/start_listing.py), through kopf's own event processing: the others wait as before."""
 
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ from mitigator import API_GROUP, API_VERSION, INCIDENT_PLURAL
 from mitigator.handlers.readiness import make_readiness_wait_linear
 from mitigator.handlers.start_listing import exempt_settled_listings, settled_incident
 
-DEPLOYMENTS = references.Resource(group="apps", version="v1", plural="deployments", namespaced=True)
 INCIDENTS = references.Resource(
     group=API_GROUP, version=API_VERSION, plural=INCIDENT_PLURAL, namespaced=True
 )
@@ -32,10 +30,6 @@ def _incident(phase: str, **status: Any) -> dict[str, Any]:
         "spec": {"target": {"kind": "Deployment", "name": "web"}},
         "status": {"phase": phase, "detectedAt": NOW, **status},
     }
-
-
-def _deployment() -> dict[str, Any]:
-    return {"metadata": {"namespace": "shop", "name": "web", "uid": "d1", "labels": {"a": "b"}}}
 
 
 def test_a_settled_incident_is_final_with_no_notice_due() -> None:
@@ -107,20 +101,6 @@ async def _started(kind: Kind, raw: dict[str, Any], event_type: str | None = Non
     return task, bool(done), (toggles, blocker)
 
 
-def test_a_listed_deployment_is_indexed_and_does_not_wait() -> None:
-    assert make_readiness_wait_linear() and exempt_settled_listings()
-    kind = Kind(DEPLOYMENTS)
-
-    async def scenario() -> None:
-        task, finished, _ = await _started(kind, _deployment())
-        assert finished
-        await task
-        assert kind.indexed() == ["web"]
-        assert kind.handled == []  # its handlers would read incomplete indexes
-
-    asyncio.run(scenario())
-
-
 def test_a_listed_settled_incident_is_handled_without_waiting() -> None:
     assert make_readiness_wait_linear() and exempt_settled_listings()
     kind = Kind(INCIDENTS)
@@ -140,7 +120,7 @@ def test_others_wait_for_every_index() -> None:
         (Kind(INCIDENTS), _incident("Verifying"), None),
         (Kind(INCIDENTS), _incident("Resolved", escalation={"levels": [TOLD]}), None),
         (Kind(INCIDENTS), _incident("Resolved"), None),
-        (Kind(DEPLOYMENTS), _deployment(), "MODIFIED"),  # not the listing's event
+        (Kind(INCIDENTS), _incident("Failed"), "MODIFIED"),  # not the listing's event
     ]
 
     async def scenario() -> None:

@@ -3,10 +3,13 @@ the settings give."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import kopf
 
 from mitigator.handlers import (
     bridge,
+    deployment_feed,
     escalation,
     incidents,
     indexes,
@@ -20,8 +23,13 @@ from mitigator.settings import OperatorSettings
 __all__ = ["register"]
 
 
-def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> None:
+def register(
+    registry: kopf.OperatorRegistry, settings: OperatorSettings, *, namespaces: Sequence[str] = ()
+) -> None:
+    """`namespaces`: as given to kopf (exact names or patterns; none: every namespace)."""
     startup.register(registry, settings)
+    # After startup's: its cache goes into the Cluster that start-up handler makes.
+    deployment_feed.register(registry, namespaces=namespaces)
     indexes.register(registry, settings)
     # One record of deleted Incidents for both Incident timers (they carry no finalizer).
     departures = Departures()

@@ -82,6 +82,10 @@ def tick(
 ) -> None:
     if not leading(memo):
         return  # a standby: the Lease holder moves incidents
+    cluster: Cluster = memo.cluster
+    if not cluster.deployments.synced:
+        # Policy choice and the target's labels read the Deployment cache: not half-listed.
+        raise kopf.TemporaryError("the watched Deployments are not all listed yet", delay=1)
     try:
         incident_spec = IncidentSpec.model_validate(dict(spec))
     except ValidationError as exc:
@@ -118,7 +122,6 @@ def tick(
         spec=incident_spec,
         status=IncidentStatus.model_validate(old_status),
     )
-    cluster: Cluster = memo.cluster
     settings: OperatorSettings = memo.settings
     started = time.monotonic()
     try:

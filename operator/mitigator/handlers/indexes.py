@@ -1,5 +1,6 @@
 """In-memory indexes kopf keeps current from its watches, so that a tick answers "which
-policies are in this namespace" and "which incidents are live" without listing."""
+policies are in this namespace" and "which incidents are live" without listing. (The
+Deployments are the operator's own cache: deployments.py.)"""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from mitigator.settings import OperatorSettings
 
 POLICIES = "policies_by_namespace"
 CONTENDERS = "live_incidents_by_namespace"
-DEPLOYMENTS = "deployment_labels_by_namespace"
 
 
 @dataclass(frozen=True)
@@ -72,52 +72,6 @@ def index_contender(
     return {str(namespace): contender}
 
 
-@dataclass(frozen=True)
-class IndexedDeployment:
-    """What policy coverage and policy choice need of a Deployment, its name and labels; and
-    the version the watch last saw, which spares a tick reading an unchanged target again
-    (metrics/cluster.py)."""
-
-    name: str
-    labels: dict[str, str]
-    resource_version: str = ""
-
-
-DeploymentKey = str | tuple[str, str]  # a namespace, or (namespace, name)
-
-
-def index_deployment(
-    *, namespace: str | None, name: str, labels: kopf.Labels, meta: kopf.Meta, **_: Any
-) -> dict[DeploymentKey, IndexedDeployment]:
-    deployment = IndexedDeployment(
-        name, dict(labels), resource_version=str(meta.get("resourceVersion") or "")
-    )
-    return {str(namespace): deployment, (str(namespace), name): deployment}
-
-
-def deployments_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedDeployment]:
-    """The Deployments of `namespace` as the watch last saw them (names and labels)."""
-    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
-    return list(index.get(namespace, ()))
-
-
-def watched_deployment(
-    handler_kwargs: Mapping[str, Any], namespace: str, name: str
-) -> IndexedDeployment | None:
-    """One Deployment as the watch last saw it (None: not seen)."""
-    index: kopf.Index[DeploymentKey, IndexedDeployment] = handler_kwargs[DEPLOYMENTS]
-    found = list(index.get((namespace, name), ()))
-    return found[0] if found else None
-
-
-def deployment_labels(
-    handler_kwargs: Mapping[str, Any], namespace: str, name: str
-) -> dict[str, str] | None:
-    """One Deployment's labels as the watch last saw them (None: not seen)."""
-    found = watched_deployment(handler_kwargs, namespace, name)
-    return found.labels if found else None
-
-
 def policies_in(handler_kwargs: Mapping[str, Any], namespace: str) -> list[IndexedPolicy]:
     """The policies of `namespace`, from the index kopf passes to every handler."""
     index: kopf.Index[str, IndexedPolicy] = handler_kwargs[POLICIES]
@@ -134,21 +88,15 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Non
     ceilings = settings.ceilings()
 
     # Async on purpose: kopf runs a sync handler in its thread pool, the one the ticks share,
-    # and these run for every event of every Incident and Deployment (10,000 at a start with
-    # many objects); they only compute, so the event loop runs them without a thread hop.
+    # and these run for every event of every Incident (thousands at a start with many
+    # objects); they only compute, so the event loop runs them without a thread hop.
     async def policies(**kwargs: Any) -> dict[str, IndexedPolicy]:
         return index_policy(**kwargs, ceilings=ceilings)
 
     async def contenders(**kwargs: Any) -> dict[str, Contender]:
         return index_contender(**kwargs)
 
-    async def deployments(**kwargs: Any) -> dict[DeploymentKey, IndexedDeployment]:
-        return index_deployment(**kwargs)
-
     kopf.index(API_GROUP, API_VERSION, POLICY_PLURAL, id=POLICIES, registry=registry)(policies)
     kopf.index(API_GROUP, API_VERSION, INCIDENT_PLURAL, id=CONTENDERS, registry=registry)(
         contenders
     )
-    # The Deployments are watched anyway (policy coverage): their labels, kept by the watch,
-    # spare a LIST of the namespace on every Deployment event.
-    kopf.index("apps", "v1", "deployments", id=DEPLOYMENTS, registry=registry)(deployments)

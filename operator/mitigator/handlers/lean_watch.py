@@ -2,15 +2,11 @@
 
 kopf parses every object of its listings and watch events and holds it until the object's
 handlers have run; at a start, until every index is complete (readiness.py), so every object
-of the namespace at once. Two parts of those objects nothing here reads:
-- `metadata.managedFields`, on every object: the API server's record of which client set
-  which field, often the largest part of a small object;
-- a Deployment's `spec` and `status`: kopf's Deployment handlers (the labels index, policy
-  coverage) read its name, namespace and labels only; a tick reads its target afresh
-  through the API (k8s/client.py) before it decides anything.
-Both are dropped as each event leaves kopf's watch, before kopf queues it. With 5,000
-Deployments and 5,000 resolved Incidents, the start's peak held them all (see
-docs/BENCHMARKS.md, item 12), and the process kept that size.
+of the namespace at once. One part of those objects nothing here reads: `metadata.managedFields`,
+the API server's record of which client set which field, often the largest part of a small
+object. It is dropped as each event leaves kopf's watch, before kopf queues it. (kopf watches
+Incidents and policies only; the Deployments are the operator's own watch, metadata only:
+deployment_watch.py.)
 """
 
 from __future__ import annotations
@@ -22,26 +18,20 @@ from kopf._cogs.clients import watching
 
 from mitigator.handlers.kopf_hooks import wrap_once
 
-# (group, plural) of the kinds whose handlers read the metadata only.
-METADATA_ONLY = frozenset({("apps", "deployments")})
 _OBJECT_EVENTS = frozenset({None, "ADDED", "MODIFIED", "DELETED"})
 
 Watch = Callable[..., AsyncGenerator[Any, None]]
 
 
-def lean(obj: dict[str, Any], *, metadata_only: bool) -> None:
+def lean(obj: dict[str, Any]) -> None:
     """Drop, in place, what no handler reads."""
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
         metadata.pop("managedFields", None)
-    if metadata_only:
-        for key in [k for k in obj if k not in ("apiVersion", "kind", "metadata")]:
-            del obj[key]
 
 
 def _leaner(original: Watch) -> Watch:
     async def continuous_watch(*, resource: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        metadata_only = (resource.group, resource.plural) in METADATA_ONLY
         stream = original(resource=resource, **kwargs)
         try:
             async for item in stream:
@@ -49,7 +39,7 @@ def _leaner(original: Watch) -> Watch:
                 if isinstance(item, dict) and item.get("type") in _OBJECT_EVENTS:
                     obj = item.get("object")
                     if isinstance(obj, dict):
-                        lean(obj, metadata_only=metadata_only)
+                        lean(obj)
                 yield item
         finally:
             await stream.aclose()

@@ -1,7 +1,7 @@
 """kopf's start-up readiness wait, made linear in the number of objects.
 
 Before any handler runs, kopf lets every indexed object be indexed (our indexes: policies,
-live incidents, Deployment labels): during its first listing each new object of an indexed
+live incidents): during its first listing each new object of an indexed
 kind adds a toggle to one `ToggleSet`, and each object's worker, once it has indexed its
 object, drops its toggle and waits on the set (`wait_for(True)`) until all are dropped. Every
 toggle added or dropped `notify_all()`s the set's condition, which wakes every worker already

@@ -2,23 +2,18 @@
 
 kopf lets no handler run before every index is complete (readiness.py): each object listed at
 a start is indexed, then its worker waits, holding the object's body, its patch, its loggers
-and its queue, until every object of every indexed kind has been indexed. With 5,000
-Deployments and 5,000 resolved Incidents in a namespace that is 10,000 workers at once (about
-15 KB each, tracemalloc), and the process keeps that peak (docs/BENCHMARKS.md, item 7).
+and its queue, until every object of every indexed kind has been indexed. With 5,000 resolved
+Incidents in a namespace that is 5,000 workers at once (about 15 KB each, tracemalloc), and
+the process keeps that peak (docs/BENCHMARKS.md, item 21).
 
-Two kinds of listed object need not wait, on their first event (the listing's) only:
-- a Deployment. It is indexed, and nothing else runs for it: its event handler (policy
-  coverage, policies.deployment_changed) would compare one Deployment at a time with an index
-  not yet complete. Each policy's own listing event, which does wait, computes the policy's
-  coverage from the complete index (policies.policy_changed), which is what those handlers
-  would have written.
-- an Incident in a final phase other than Resolved (Failed, Suppressed, left by an older
-  build without `status.settled`; the watch's selector leaves out those this build settled,
-  watch_selection.py): its handlers read no index (the gauge; both timers' filters refuse
-  it). A Resolved one waits: the escalation timer's filter reads the policies index to learn
-  whether it has to settle it (escalation.settled_by_the_tick).
-Every other object waits as kopf has it; every later event (after a start, a watch's
-re-listing) is handled as kopf does.
+One kind of listed object need not wait, on its first event (the listing's) only: an Incident
+in a final phase other than Resolved (Failed, Suppressed, left by an older build without
+`status.settled`; the watch's selector leaves out those this build settled,
+watch_selection.py): its handlers read no index (the gauge; both timers' filters refuse it).
+A Resolved one waits: the escalation timer's filter reads the policies index to learn
+whether it has to settle it (escalation.settled_by_the_tick). Every other object waits as
+kopf has it; every later event (after a start, a watch's re-listing) is handled as kopf does.
+(Deployments are not kopf's: deployment_watch.py.)
 """
 
 from __future__ import annotations
@@ -41,7 +36,6 @@ Coroutinefunction = Callable[..., Coroutine[Any, Any, Any]]
 # Set while kopf processes an object that need not wait (readiness.py reads it).
 EXEMPT: ContextVar[bool] = ContextVar("mitigator_readiness_exempt", default=False)
 
-DEPLOYMENTS = ("apps", "deployments")
 INCIDENTS = (API_GROUP, INCIDENT_PLURAL)
 
 
@@ -71,16 +65,6 @@ def _listed_before_ready(
     )
 
 
-def _indexing_only(registry: kopf.OperatorRegistry) -> kopf.OperatorRegistry:
-    """A registry with the same indexes and no handler."""
-    light: kopf.OperatorRegistry | None = registry.__dict__.get("_mitigator_indexing_only")
-    if light is None:
-        light = kopf.OperatorRegistry()
-        light._indexing = registry._indexing
-        registry.__dict__["_mitigator_indexing_only"] = light
-    return light
-
-
 def _exempting(original: Coroutinefunction) -> Coroutinefunction:
     async def process_resource_event(
         *,
@@ -91,14 +75,11 @@ def _exempting(original: Coroutinefunction) -> Coroutinefunction:
         operator_indexed: aiotoggles.ToggleSet | None = None,
         **kwargs: Any,
     ) -> Any:
-        kind = (resource.group, resource.plural)
-        exempt = kind in (DEPLOYMENTS, INCIDENTS) and _listed_before_ready(
-            raw_event, resource_indexed, operator_indexed
+        exempt = (
+            (resource.group, resource.plural) == INCIDENTS
+            and _listed_before_ready(raw_event, resource_indexed, operator_indexed)
+            and settled_incident(raw_event.get("object") or {})
         )
-        if exempt and kind == INCIDENTS:
-            exempt = settled_incident(raw_event.get("object") or {})
-        if exempt and kind == DEPLOYMENTS:
-            registry = _indexing_only(registry)
         token = EXEMPT.set(exempt)
         try:
             return await original(
@@ -117,9 +98,7 @@ def _exempting(original: Coroutinefunction) -> Coroutinefunction:
 
 def exempt_settled_listings() -> bool:
     """Install the exemption on kopf's event processing (once). False if this kopf has no such
-    function or registry shape (then every listed object waits, as kopf has it)."""
+    function (then every listed object waits, as kopf has it)."""
     if getattr(processing, "process_resource_event", None) is None:
-        return False
-    if not hasattr(kopf.OperatorRegistry(), "_indexing"):
         return False
     return wrap_once(processing, "process_resource_event", _exempting)

@@ -50,8 +50,8 @@ def configure_kopf(settings: kopf.OperatorSettings, config: OperatorSettings) ->
     settings.posting.reporting_instance = socket.gethostname()
     settings.posting.event_name_prefix = "mitigator-"
     settings.watching.server_timeout = 300
-    # kopf's first listing of a kind in pages, not one response: 5,000 Deployments are about
-    # 20 MB of JSON, read and parsed at once, whose peak the process keeps afterwards.
+    # kopf's first listing of a kind in pages, not one response: thousands of Incidents are
+    # megabytes of JSON, read and parsed at once, whose peak the process keeps afterwards.
     settings.watching.chunk_size = 500
     # Settled, Failed and Suppressed Incidents are not listed nor watched (watch_selection.py).
     select_incidents(settings)
@@ -65,8 +65,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 def api_connections(config: OperatorSettings, namespaces: list[str]) -> int | None:
     """How many connections kopf may open to the API server (None: no limit). Each watched
-    namespace holds one watch per kind (Incidents, policies, Deployments) open for good; the
-    rest is for the handlers' writes and kopf's own. A glob matches namespaces not known yet:
+    namespace holds one watch per kind (Incidents, policies) open for good, and one is spare
+    (the Deployments' watch has a client of its own: deployment_feed.py); the rest is for the
+    handlers' writes and kopf's own. A glob matches namespaces not known yet:
     then no limit, unless one is set."""
     if config.api_connections is not None:
         return config.api_connections
@@ -110,10 +111,10 @@ def bounded_login(connections: int) -> Any:
 def register(registry: kopf.OperatorRegistry, config: OperatorSettings) -> None:
     # Before kopf starts: its start-up wait for the indexes is quadratic in the objects.
     make_readiness_wait_linear()
-    # And objects whose handlers read no index (Deployments, settled Incidents) do not wait.
+    # And objects whose handlers read no index (settled Incidents) do not wait.
     exempt_settled_listings()
-    # Before kopf sees an object: it would keep every Incident's body for good, and whole
-    # Deployments where their metadata is all its handlers read.
+    # Before kopf sees an object: it would keep every Incident's body for good, and the
+    # managedFields of every object it watches.
     release_idle_bodies()
     lean_watch()
     # A CRD older than this operator refuses the Incident watch's selector: watch without it.

@@ -1,5 +1,5 @@
-"""The real `World` the lifecycle runs against: the API server, Prometheus, and kopf's
-indexes for what would otherwise be listed on every tick."""
+"""The real `World` the lifecycle runs against: the API server, Prometheus, kopf's indexes
+and the operator's Deployment cache for what would otherwise be listed on every tick."""
 
 from __future__ import annotations
 
@@ -18,12 +18,8 @@ from mitigator.domain.guardrails import slot_refusal
 from mitigator.domain.ports import MetricsProvider
 from mitigator.domain.selection import PolicyCandidate
 from mitigator.handlers import allocator
-from mitigator.handlers.indexes import (
-    contenders_in,
-    deployment_labels,
-    policies_in,
-    watched_deployment,
-)
+from mitigator.handlers.deployments import DeploymentCache
+from mitigator.handlers.indexes import contenders_in, policies_in
 from mitigator.handlers.leadership import AlwaysActing, Leadership, ensure_acting
 from mitigator.k8s import ApiError, KubeClient, NotFound
 from mitigator.metrics.cluster import ClusterObserver
@@ -78,6 +74,9 @@ class Cluster:
         # policy as last seen, which lags our own writes; comparing with it alone made every
         # Deployment event of a burst (or of a start) re-write the same coverage.
         self.coverage_written: dict[tuple[str, str], frozenset[str]] = {}
+        # The watched namespaces' Deployments (deployment_feed.py puts the one its watch fills
+        # here at the start); this one is never complete, so no tick decides on it.
+        self.deployments = DeploymentCache([None])
 
     def request_slot(
         self, namespace: str, me: Contender, others: Sequence[Contender], *, limit: int
@@ -153,7 +152,7 @@ class ClusterWorld:
     handler_kwargs: Mapping[str, Any]
 
     def snapshot(self, namespace: str, name: str) -> TargetSnapshot:
-        watched = watched_deployment(self.handler_kwargs, namespace, name)
+        watched = self.cluster.deployments.get(namespace, name)
         return self.cluster.observer.snapshot(
             namespace,
             name,
@@ -161,7 +160,8 @@ class ClusterWorld:
         )
 
     def target_labels(self, namespace: str, name: str) -> Mapping[str, str] | None:
-        return deployment_labels(self.handler_kwargs, namespace, name)
+        watched = self.cluster.deployments.get(namespace, name)
+        return watched.labels if watched is not None else None
 
     def metrics(
         self, prometheus_url: str | None, auth: PrometheusAuth | None = None

@@ -27,6 +27,7 @@ from mitigator.k8s.transport import (
     api_path,
     patch_content_type,
 )
+from mitigator.k8s.watching import Page, WatchStream, list_page, watch
 from mitigator.models import JsonObject
 from mitigator.models.evidence import TargetRead
 
@@ -104,6 +105,32 @@ class KubeClient:
             f"Deployments in {namespace}",
             api_path(APPS, "deployments", namespace=namespace),
             labelSelector=label_selector,
+        )
+
+    def deployment_metadata_page(
+        self, namespace: str | None, *, limit: int, continue_token: str = ""
+    ) -> Page:
+        """One page of the Deployments' metadata (of every namespace if None); `Expired` when
+        the continue token is too old."""
+        return list_page(
+            self.transport,
+            api_path(APPS, "deployments", namespace=namespace),
+            what=_deployments_in(namespace),
+            limit=limit,
+            continue_token=continue_token,
+        )
+
+    def watch_deployment_metadata(
+        self, namespace: str | None, *, resource_version: str, timeout_seconds: int
+    ) -> WatchStream:
+        """The Deployments' metadata changes since `resource_version`, bookmarks included;
+        `Expired` (here or from the stream) when that version is too old."""
+        return watch(
+            self.transport,
+            api_path(APPS, "deployments", namespace=namespace),
+            what=_deployments_in(namespace),
+            resource_version=resource_version,
+            timeout_seconds=timeout_seconds,
         )
 
     def replica_sets_of(self, deployment: JsonObject) -> list[JsonObject]:
@@ -460,3 +487,7 @@ class KubeClient:
             key: base64.b64decode(value).decode()
             for key, value in (secret.get("data") or {}).items()
         }
+
+
+def _deployments_in(namespace: str | None) -> str:
+    return "Deployments" if namespace is None else f"Deployments in {namespace}"

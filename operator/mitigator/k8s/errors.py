@@ -32,6 +32,11 @@ class Invalid(ValueError):
     """The API server refused the object as invalid (422); the message says why."""
 
 
+class Expired(LookupError):
+    """A LIST's continue token or a WATCH's resourceVersion is older than the API server keeps
+    (410 Gone): list again from now."""
+
+
 class ApiError(RuntimeError):
     """Any other answer of the API server; `transient` when a retry may succeed."""
 

@@ -154,11 +154,12 @@ class Transport:
         body: object = None,
         content_type: str | None = None,
         timeout: Timeout = None,
+        accept: str = JSON,
     ) -> bytes:
         """The answer's body as it came (a pod's log is text, not JSON)."""
         payload = None if body is None else encode(body)
         how: dict[str, Any] = {"query": query, "payload": payload, "timeout": timeout}
-        how["content_type"] = content_type or JSON
+        how.update(content_type=content_type or JSON, accept=accept)
         connection = self._connection
         response = self._send(*connection, method, path, **how)
         if response.status == 401:
@@ -170,6 +171,33 @@ class Transport:
                 response.data.decode("utf-8", errors="replace"),
             )
         return bytes(response.data)
+
+    def open_stream(
+        self,
+        path: str,
+        *,
+        query: Mapping[str, str | int | None] | None = None,
+        accept: str = JSON,
+        read_timeout: float,
+    ) -> urllib3.BaseHTTPResponse:
+        """A GET whose answer is read as it comes (a watch): the response, not yet read; the
+        caller closes it. `HttpError` for any other status than 2xx."""
+        how: dict[str, Any] = {"query": query, "payload": None, "timeout": None}
+        how.update(content_type=JSON, accept=accept, stream=True, read_timeout=read_timeout)
+        connection = self._connection
+        response = self._send(*connection, "GET", path, **how)
+        if response.status == 401:
+            response.release_conn()
+            response = self._send(*self._relogin(connection), "GET", path, **how)
+        if not 200 <= response.status <= 299:
+            body = response.read()
+            response.release_conn()
+            raise HttpError(
+                response.status,
+                str(response.reason or ""),
+                body.decode("utf-8", errors="replace"),
+            )
+        return response
 
     def close(self) -> None:
         self._connection[1].clear()
@@ -187,8 +215,11 @@ class Transport:
         payload: bytes | None,
         content_type: str,
         timeout: Timeout,
+        accept: str = JSON,
+        stream: bool = False,
+        read_timeout: Timeout = None,
     ) -> urllib3.BaseHTTPResponse:
-        headers = {"Accept": JSON, "User-Agent": "mitigator", **endpoint.headers}
+        headers = {"Accept": accept, "User-Agent": "mitigator", **endpoint.headers}
         if payload is not None:
             headers["Content-Type"] = content_type
         if endpoint.authorization:
@@ -196,6 +227,10 @@ class Transport:
         how: dict[str, Any] = {}
         if timeout is not None:
             how["timeout"] = urllib3.Timeout(total=timeout)
+        if stream:
+            # A watch stays open for minutes: no total, a bound on the silence between reads.
+            how["timeout"] = urllib3.Timeout(connect=30.0, read=read_timeout)
+            how["preload_content"] = False
         if self._retries is not None:
             how["retries"] = self._retries
         try:
