@@ -84,8 +84,10 @@ def tick(
         return  # a standby: the Lease holder moves incidents
     cluster: Cluster = memo.cluster
     if not cluster.deployments.synced:
-        # Policy choice and the target's labels read the Deployment cache: not half-listed.
-        raise kopf.TemporaryError("the watched Deployments are not all listed yet", delay=1)
+        # Policy choice and the target's labels read the Deployment cache: never a half-listed
+        # one. The next tick tries again: only at a start, for a second or two. (Not kopf's
+        # TemporaryError, which logs an ERROR line per Incident each time.)
+        return
     try:
         incident_spec = IncidentSpec.model_validate(dict(spec))
     except ValidationError as exc:
