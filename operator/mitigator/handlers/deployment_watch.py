@@ -81,6 +81,11 @@ class DeploymentWatch:
         for thread in self._threads:
             thread.join(timeout)
 
+    @property
+    def running(self) -> bool:
+        """Whether any of this watch's threads is still alive."""
+        return any(thread.is_alive() for thread in self._threads)
+
     # ------------------------------------------------------------ one scope
 
     def _run(self, scope: Scope, resume_from: str | None) -> None:
