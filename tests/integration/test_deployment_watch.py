@@ -3,8 +3,9 @@ server: a paged listing, then a watch; and a watch resumed from an old version, 
 absence, ends with the namespace's Deployments as they are: none lost, none kept that went
 meanwhile, labels as changed meanwhile; and a watch the server ends (its timeout, here 1 s)
 resumes without an error. (The server answers a watch from an old version with the history
-since then while its watch cache holds it, else 410 Gone, and the watch lists again. The
-session's server holds it; a restarted API server or a restored etcd does not, and the fault
+since then while it holds it, else 410 Gone, and the watch lists again: early in a session
+the history is there; later in a long suite it may be compacted away, and this test then goes
+through the 410 path. A restarted API server or a restored etcd answers 410 too, and the fault
 tier's operators list again there: tests/faults/test_control_plane_restarts.py and
 test_etcd_restore.py, "listing again" in their logs. The 410 path's loop is a unit test too,
 tests/unit/test_deployment_watch.py.)"""
@@ -100,7 +101,12 @@ def test_a_watch_resumed_from_an_old_version_loses_no_deployment(
             timeout=30,
             what="the changes made while away",
         )
-        assert {(namespace, "d0"), (namespace, "d1"), (namespace, "d5")} <= set(moved)
+        # Told either way: the server replayed the history since that version (each change
+        # told), or had compacted it away (410 Gone, as in a long suite) and the namespace was
+        # listed again (told as changed).
+        replayed = {(namespace, "d0"), (namespace, "d1"), (namespace, "d5")} <= set(moved)
+        relisted = any(namespace in names for names, first in listed[1:] if not first)
+        assert replayed or relisted, (moved, listed)
         # And it goes on watching.
         apps.delete_namespaced_deployment("d2", namespace)
         wait_until(lambda: "d2" not in _names(cache, namespace), timeout=30, what="d2 gone")
