@@ -91,8 +91,10 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
                 window="4s",
                 # The window opens once the rollback has rolled out and the new pods' series
                 # answer: after an outage on a loaded machine that took up to 40 s (the
-                # controller-manager and Prometheus catching up), past the default 20 s.
-                timeout="90s",
+                # controller-manager and Prometheus catching up), past the default 20 s; the
+                # rollback written just before the outage did not roll out within 90 s once in
+                # CI beside the suite (the assertion below now says where the rollout stood).
+                timeout="180s",
             )
         )
     revisions = {name: revision(apps, namespace, name) for name in ("during", "after")}
@@ -134,7 +136,7 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
             # Created after the restart: only a watch that recovered sees it.
             resources.create(incident_manifest("after", target="after"))
             done = {
-                name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=120)
+                name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=240)
                 for name in ("during", "after")
             }
             recovered_in = time.monotonic() - back
@@ -175,7 +177,10 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
     assert burst == sorted(f"burst-{index}" for index in range(GROUPS)), burst
     for name, writes in (("during", during_writes), ("after", after_writes)):
         status = done[name]["status"]
-        assert status["phase"] == "Resolved", (name, status.get("message"))
+        # Not resolved: the target's rollout as the API server has it says whether the
+        # cluster never finished it or the operator did not see that it had.
+        rollout = apps.read_namespaced_deployment_status(name, namespace).status
+        assert status["phase"] == "Resolved", (name, status.get("message"), rollout)
         assert revision(apps, namespace, name) == revisions[name] + 1
         assert len(writes.templates()) == 2, f"{name}: the template changed once, BAD -> GOOD"
         [action] = status["actions"]
