@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +92,8 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
                 window="4s",
                 # The window opens once the rollback has rolled out and the new pods' series
                 # answer: after an outage on a loaded machine that took up to 40 s (the
-                # controller-manager and Prometheus catching up), past the default 20 s; the
-                # rollback written just before the outage did not roll out within 90 s once in
-                # CI beside the suite (the assertion below now says where the rollout stood).
-                timeout="180s",
+                # controller-manager and Prometheus catching up), past the default 20 s.
+                timeout="90s",
             )
         )
     revisions = {name: revision(apps, namespace, name) for name in ("during", "after")}
@@ -136,7 +135,7 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
             # Created after the restart: only a watch that recovered sees it.
             resources.create(incident_manifest("after", target="after"))
             done = {
-                name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=240)
+                name: resources.wait_phase(name, "Resolved", "Escalated", "Failed", timeout=150)
                 for name in ("during", "after")
             }
             recovered_in = time.monotonic() - back
@@ -177,11 +176,41 @@ def test_a_control_plane_restart_mid_incident_and_mid_burst_is_survived_without_
     assert burst == sorted(f"burst-{index}" for index in range(GROUPS)), burst
     for name, writes in (("during", during_writes), ("after", after_writes)):
         status = done[name]["status"]
-        # Not resolved: the target's rollout as the API server has it says whether the
-        # cluster never finished it or the operator did not see that it had.
-        rollout = apps.read_namespaced_deployment_status(name, namespace).status
-        assert status["phase"] == "Resolved", (name, status.get("message"), rollout)
+        if name == "during" and status["phase"] == "Escalated":
+            # The cluster may not finish a rollout that was in flight when etcd died (seen
+            # in CI: 3 replicas, 2 updated, 1 unavailable 180 s on; the controller-manager
+            # waits out what it expected of the lost requests). Escalating is then right, if
+            # the rollout really was unfinished when the operator said so.
+            _assert_unfinished_when_escalated(apps, namespace, name, status)
+        else:
+            assert status["phase"] == "Resolved", (name, status.get("message"))
         assert revision(apps, namespace, name) == revisions[name] + 1
         assert len(writes.templates()) == 2, f"{name}: the template changed once, BAD -> GOOD"
         [action] = status["actions"]
         assert action["state"] == "Applied"
+
+
+def _assert_unfinished_when_escalated(
+    apps: client.AppsV1Api, namespace: str, name: str, status: dict[str, Any]
+) -> None:
+    """The operator escalated because the rollout did not complete in time: then the API
+    server's Deployment must not have completed it before that moment (its Progressing
+    condition turns NewReplicaSetAvailable when it does, and says when)."""
+    escalated_at = max(
+        datetime.fromisoformat(entry["at"].replace("Z", "+00:00"))
+        for entry in status["timeline"]
+        if entry["event"] == "Escalated"
+    )
+    assert "did not complete" in " ".join(
+        entry.get("message", "") for entry in status["timeline"]
+    ), status["timeline"]
+    deployment = apps.read_namespaced_deployment_status(name, namespace)
+    # (The condition of the rollout before the rollback counts only if the controller never
+    # saw the rollback: then the rollout is unfinished, as its observedGeneration says.)
+    seen = deployment.status.observed_generation == deployment.metadata.generation
+    completed = [
+        c.last_update_time
+        for c in deployment.status.conditions or []
+        if seen and c.type == "Progressing" and c.reason == "NewReplicaSetAvailable"
+    ]
+    assert not completed or completed[0] > escalated_at, (escalated_at, deployment.status)
