@@ -84,6 +84,45 @@ class EvidenceReading(Protocol):
 StartEvidence = Callable[["TargetRead"], EvidenceReading]
 
 
+class _Listed:
+    """One listing of a TargetRead: made at most once, when first asked for, or started early
+    in the background (`prefetch`) and then waited for where it is asked for."""
+
+    def __init__(self, listing: Listing, background: Background | None) -> None:
+        self._listing = listing
+        self._background = background
+        self._items: list[JsonObject] | None = None
+        self._in_flight: Future[list[JsonObject]] | None = None
+
+    # Memoised by hand: functools.cached_property holds one lock for every instance of the
+    # class before Python 3.12, which made the handler threads' listings wait on each other.
+    def items(self) -> list[JsonObject]:
+        """The listing's answer (or its error, raised here)."""
+        if self._items is None:
+            started, self._in_flight = self._in_flight, None
+            self._items = started.result() if started is not None else self._listing()
+        return self._items
+
+    def prefetch(self) -> None:
+        """Start it now in the background; nothing if it is listed, in flight, or there is
+        no background (then `items` lists when asked)."""
+        if self._items is None and self._in_flight is None and self._background is not None:
+            self._in_flight = self._background(self._listing)
+
+    def future(self) -> Future[list[JsonObject]]:
+        """The listing as a Future: already listed, in flight, or started now (listed here
+        and now without a background)."""
+        self.prefetch()
+        if self._items is None and self._in_flight is not None:
+            return self._in_flight
+        listed: Future[list[JsonObject]] = Future()
+        try:
+            listed.set_result(self.items())
+        except Exception as exc:  # as a background listing would carry it
+            listed.set_exception(exc)
+        return listed
+
+
 class TargetRead:
     """The target's objects as one tick read them: the Deployment, and its ReplicaSets and
     pods, each listed at most once and only when something asks for them (or started early,
@@ -101,14 +140,9 @@ class TargetRead:
         start_evidence: StartEvidence | None = None,
     ) -> None:
         self.deployment = deployment
-        self._list_replica_sets = list_replica_sets
-        self._list_pods = list_pods
-        self._background = background
+        self._replica_sets = _Listed(list_replica_sets, background)
+        self._pods = _Listed(list_pods, background)
         self._start_evidence = start_evidence
-        self._replica_sets: list[JsonObject] | None = None
-        self._replica_sets_listing: Future[list[JsonObject]] | None = None
-        self._pods: list[JsonObject] | None = None
-        self._pods_listing: Future[list[JsonObject]] | None = None
         self._evidence: EvidenceReading | None = None
         self._written = False
 
@@ -121,57 +155,28 @@ class TargetRead:
     def written(self) -> None:
         self._written = True
 
-    # Memoised by hand: functools.cached_property holds one lock for every instance of the
-    # class before Python 3.12, which made the handler threads' listings wait on each other.
     @property
     def replica_sets(self) -> list[JsonObject]:
-        if self._replica_sets is None:
-            listing, self._replica_sets_listing = self._replica_sets_listing, None
-            self._replica_sets = (
-                listing.result() if listing is not None else self._list_replica_sets()
-            )
-        return self._replica_sets
+        return self._replica_sets.items()
 
     @property
     def pods(self) -> list[JsonObject]:
-        if self._pods is None:
-            listing, self._pods_listing = self._pods_listing, None
-            self._pods = listing.result() if listing is not None else self._list_pods()
-        return self._pods
+        return self._pods.items()
 
     def prefetch_pods(self) -> None:
         """Start listing the pods now, in the background, so that the tick's next reads
         (Prometheus) overlap it; `pods` then waits for that listing (and raises its error).
         Without a background here, nothing: `pods` lists them when asked."""
-        if self._pods is None and self._pods_listing is None and self._background is not None:
-            self._pods_listing = self._background(self._list_pods)
+        self._pods.prefetch()
 
     def prefetch_replica_sets(self) -> None:
         """As `prefetch_pods`, for the ReplicaSets (a rollback's revisions)."""
-        if (
-            self._replica_sets is None
-            and self._replica_sets_listing is None
-            and self._background is not None
-        ):
-            self._replica_sets_listing = self._background(self._list_replica_sets)
+        self._replica_sets.prefetch()
 
     def pods_listing(self) -> Future[list[JsonObject]]:
-        """The pods as a Future: already listed, in flight, or started now (listed here and
-        now without a background), so that reads about each pod can follow the listing
-        without a thread waiting on it."""
-        if self._pods is not None:
-            done: Future[list[JsonObject]] = Future()
-            done.set_result(self._pods)
-            return done
-        self.prefetch_pods()
-        if self._pods_listing is not None:
-            return self._pods_listing
-        listed: Future[list[JsonObject]] = Future()
-        try:
-            listed.set_result(self.pods)
-        except Exception as exc:  # as a background listing would carry it
-            listed.set_exception(exc)
-        return listed
+        """The pods as a Future (already listed, in flight, or started now), so that reads
+        about each pod can follow the listing without a thread waiting on it."""
+        return self._pods.future()
 
     def prefetch_evidence(self) -> None:
         """Start the evidence's reads now (a step that replaces pods may follow), so that
